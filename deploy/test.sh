@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test (unit and integration, against real
+# Redis and Postgres, which this script brings up first). Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./deploy/services.sh up
+
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+# Queries are checked against the committed .sqlx data: no database is needed to build.
+export SQLX_OFFLINE=true
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,414 @@
+//! Shared helpers of the integration tests: isolated queue namespaces on the real Redis, job
+//! builders, and waiting with a deadline.
+//!
+//! Every test gets its own Redis key namespace (so its own hash tag) and, through
+//! `#[sqlx::test]`, its own Postgres database: tests run in parallel without seeing each other.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canonical::{ConnectionId, TenantId};
+use queue_schema::{JobKind, JobPayload, JobSpec, Scope, Trigger};
+use workers::queue::{Clock, Queue, QueueConfig};
+
+/// The Redis the tests use (`REDIS_URL`, default the local one).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A namespace no other test uses.
+pub fn unique_namespace(test: &str) -> String {
+    format!("t-{test}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A queue config for tests: a unique namespace, the rest default.
+pub fn test_config(test: &str) -> QueueConfig {
+    QueueConfig {
+        namespace: unique_namespace(test),
+        ..QueueConfig::default()
+    }
+}
+
+pub async fn queue(cfg: QueueConfig) -> Queue {
+    Queue::connect(&redis_url(), cfg)
+        .await
+        .expect("Redis must be running for the integration tests (deploy/services.sh up)")
+}
+
+pub async fn queue_with_clock(cfg: QueueConfig, clock: Arc<dyn Clock>) -> Queue {
+    Queue::connect_with_clock(&redis_url(), cfg, clock)
+        .await
+        .expect("Redis must be running for the integration tests (deploy/services.sh up)")
+}
+
+/// A job of `kind` for a tenant and connection, with a `Manual` trigger and no dedupe key.
+pub fn job(kind: JobKind, tenant: TenantId, connection: ConnectionId) -> JobSpec {
+    JobSpec::new(
+        kind,
+        JobPayload::v1(tenant, connection, Scope::All, Trigger::Manual),
+    )
+    .without_dedupe()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `within` with `what`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A job of `kind` whose scope is one marketplace order named `order`, with no dedupe key. The
+/// `test-worker` binary chooses its behaviour by this name (`sleep-<ms>`, `crash`, anything
+/// else succeeds).
+pub fn order_job(kind: JobKind, tenant: TenantId, connection: ConnectionId, order: &str) -> JobSpec {
+    let order = canonical::ChannelOrderId::new(order).expect("a valid order id");
+    JobSpec::new(
+        kind,
+        JobPayload::v1(tenant, connection, Scope::Order { order }, Trigger::Manual),
+    )
+    .without_dedupe()
+}
+
+/// Deletes every key matching `pattern` (SCAN MATCH, then DEL in batches). Returns how many were
+/// deleted. Tests and benchmarks use it on their own prefixes only, never on the whole keyspace.
+pub async fn delete_matching(
+    conn: &mut redis::aio::ConnectionManager,
+    pattern: &str,
+) -> redis::RedisResult<u64> {
+    let mut cursor: u64 = 0;
+    let mut deleted = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        for chunk in keys.chunks(1_000) {
+            let n: u64 = redis::cmd("UNLINK").arg(chunk).query_async(conn).await?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes every key of a queue namespace (`{ns}*`): the queue's own keys and the `{ns}:test:*`
+/// keys the `test-worker` binary writes.
+pub async fn delete_namespace(queue: &Queue) -> redis::RedisResult<u64> {
+    let pattern = format!("{}*", glob_escape(queue.keys().tag()));
+    delete_matching(&mut queue.connection(), &pattern).await
+}
+
+/// Escapes Redis glob metacharacters (`*?[]\`) in a literal prefix.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of the queue-semantics, fault, lock and heartbeat tests.
+// ---------------------------------------------------------------------------------------------
+
+/// Jobs ready to run, summed over every kind.
+pub fn ready_total(s: &workers::queue::admin::QueueStats) -> u64 {
+    s.kinds.iter().map(|k| k.ready).sum()
+}
+
+/// Jobs the queue still holds in any live state: ready, delayed, running or dead.
+pub fn live_total(s: &workers::queue::admin::QueueStats) -> u64 {
+    ready_total(s) + s.delayed + s.running + s.dead
+}
+
+/// `ZSCORE key member` as whole milliseconds, `None` if absent.
+pub async fn zscore_ms(q: &Queue, key: &str, member: &str) -> Option<u64> {
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(key)
+        .arg(member)
+        .query_async(&mut q.connection())
+        .await
+        .expect("ZSCORE");
+    score.map(|s| s as u64)
+}
+
+/// `ZCARD key`.
+pub async fn zcard(q: &Queue, key: &str) -> u64 {
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut q.connection())
+        .await
+        .expect("ZCARD")
+}
+
+/// `PTTL key`: -2 if the key does not exist, -1 if it has no expiry.
+pub async fn pttl(q: &Queue, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut q.connection())
+        .await
+        .expect("PTTL")
+}
+
+/// Deletes every key of the queue's namespace (its hash-tagged keys), with SCAN, so big tests
+/// leave nothing behind in the shared Redis.
+pub async fn purge_namespace(q: &Queue) {
+    let mut conn = q.connection();
+    let pattern = format!("{}*", q.keys().tag().replace('{', "\\{").replace('}', "\\}"));
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(&mut conn)
+            .await
+            .expect("SCAN");
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .expect("UNLINK");
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+/// Worker options for tests: quick polling and reaping, the rest default.
+pub fn test_worker_options(worker_id: &str) -> workers::queue::backend::BackendOptions {
+    let mut opts = workers::queue::backend::BackendOptions::new(worker_id);
+    opts.poll_interval = Duration::from_millis(10);
+    opts.reap_interval = Duration::from_millis(200);
+    opts
+}
+
+/// An in-process apalis worker running on its own task, stoppable from the test.
+#[derive(Debug)]
+pub struct TestWorker {
+    pub handle: workers::queue::backend::BackendHandle,
+    run: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestWorker {
+    /// Starts `handler` on `q` with `opts`, with a grace of 5 s.
+    pub fn spawn(
+        q: &Queue,
+        opts: workers::queue::backend::BackendOptions,
+        handler: workers::runtime::Handler,
+    ) -> Self {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let w = workers::runtime::start_worker(
+            q.clone(),
+            opts,
+            handler,
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        );
+        Self {
+            handle: w.handle,
+            run: Some(tokio::spawn(w.run)),
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// True while the worker has neither stopped its backend nor returned from its run.
+    pub fn alive(&self) -> bool {
+        self.handle.is_running() && self.run.as_ref().is_some_and(|r| !r.is_finished())
+    }
+
+    /// Stops the worker and asserts that it stops cleanly within 15 s.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(run) = self.run.take() {
+            tokio::time::timeout(Duration::from_secs(15), run)
+                .await
+                .expect("the worker stops within its grace")
+                .expect("the worker task did not panic")
+                .expect("the worker returned without error");
+        }
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            run.abort();
+        }
+    }
+}
+
+/// A free TCP port on the loopback (bound, read and released; a small race is accepted).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A private `redis-server` process for fault tests: its own port and data directory, AOF with
+/// `appendfsync always` so a clean SHUTDOWN and restart keep every acknowledged write. Killed
+/// (and its directory removed) on drop.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers PING.
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "megzo-redis-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the Redis data directory");
+        let mut s = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        s.spawn().await;
+        s
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg("yes")
+            .arg("--appendfsync")
+            .arg("always")
+            .arg("--enable-debug-command")
+            .arg("local")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server must be installed for the fault tests");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.cli(&["PING"]).await.is_ok_and(|o| o.trim() == "PONG") {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                panic!("redis-server on port {} did not start: {log}", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs `redis-cli -p <port> args…` to completion; its stdout, or its stderr as the error.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = tokio::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("redis-cli: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Starts `redis-cli -p <port> args…` in the background (for commands that block, such as
+    /// `DEBUG SLEEP`).
+    pub fn cli_in_background(&self, args: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-cli must be installed for the fault tests")
+    }
+
+    /// `SHUTDOWN` (the AOF is flushed first), then waits for the process to exit.
+    pub async fn shutdown(&mut self) {
+        // The connection is closed by the server as it exits; the reply does not matter.
+        let _ = self.cli(&["SHUTDOWN"]).await;
+        if let Some(mut child) = self.child.take() {
+            tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .expect("redis-server exits after SHUTDOWN")
+                .expect("wait for redis-server");
+        }
+    }
+
+    /// Starts the server again on the same port and data directory (after [`Self::shutdown`]).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart only a stopped server");
+        self.spawn().await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            // Reap it so no zombie stays behind; it was just sent SIGKILL.
+            let _ = child.try_wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

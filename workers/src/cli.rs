@@ -1,0 +1,616 @@
+//! The command line: one subcommand per user of the product (operators run `worker`,
+//! `scheduler`, `migrate`; cron runs `enqueue heartbeat`; support runs `jobs`; onboarding runs
+//! `tenants`). `anyhow` lives here, at the edge, and nowhere in the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use canonical::{ChannelOrderId, ConnectionId, Courier, Erp, Marketplace, Sku, TenantId};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use queue_schema::{JobId, JobKind, JobPayload, JobSpec, JobState, Scope, Trigger};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use workers::config::Config;
+use workers::db;
+use workers::queue::backend::BackendOptions;
+use workers::queue::{Enqueued, Queue};
+use workers::telemetry::{self, LogFormat};
+use workers::{flows, heartbeat, process, runtime};
+
+#[derive(Debug, Parser)]
+#[command(name = "megzo", version, about = "MEGZO Integrator Vortex: keeps a merchant's ERP in sync with its marketplaces and couriers, as a durable job-queue worker fleet.", long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML); defaults to $MEGZO_CONFIG, then ./megzo.toml if present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format (logs go to stderr).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Apply the Postgres migrations (idempotent).
+    Migrate,
+    /// Run a worker process: leases jobs from Redis and runs them until SIGTERM.
+    Worker(WorkerArgs),
+    /// Enqueue the heartbeat at the start of every interval, forever. Safe to run in several
+    /// replicas: each job is enqueued once per interval.
+    Scheduler {
+        /// Seconds between heartbeats (default from config: 300).
+        #[arg(long)]
+        interval_secs: Option<u64>,
+    },
+    /// Enqueue work now.
+    #[command(subcommand)]
+    Enqueue(EnqueueCmd),
+    /// Inspect and replay jobs.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// Manage tenants and their connections.
+    #[command(subcommand)]
+    Tenants(TenantsCmd),
+    /// Queue depth, age and counters.
+    Stats,
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Run the whole fleet for demo tenants in one process: migrations, demo tenants on the
+    /// built-in no-op connector, the scheduler and several workers, with a status line.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Jobs run at once by this process.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Only these kinds, comma separated (default: all, by priority).
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<JobKind>,
+    /// Worker id (default: <host>-<pid>-<random>, unique per process).
+    #[arg(long)]
+    id: Option<String>,
+    /// Address of /healthz, /readyz and /metrics (default from config).
+    #[arg(long)]
+    http: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum EnqueueCmd {
+    /// Enqueue one heartbeat (every flow of every enabled connection), once per interval
+    /// however often it is called: for a cron.
+    Heartbeat {
+        #[arg(long)]
+        interval_secs: Option<u64>,
+    },
+    /// Enqueue one job by hand.
+    Job {
+        #[arg(long)]
+        kind: JobKind,
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        connection: ConnectionId,
+        /// Limit the job to one marketplace order.
+        #[arg(long, conflicts_with = "skus")]
+        order: Option<ChannelOrderId>,
+        /// Limit the job to these SKUs (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        skus: Vec<Sku>,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+struct Filter {
+    /// Tenant id or slug.
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    kind: Option<JobKind>,
+    /// Only jobs at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long)]
+    since: Option<DateTime<Utc>>,
+    /// Only jobs before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<DateTime<Utc>>,
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCmd {
+    /// List jobs: live ones from Redis by state (ready, scheduled, retrying, running), dead
+    /// ones from Postgres (`--state dead`), or without --state the attempt history.
+    List {
+        #[arg(long)]
+        state: Option<JobState>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything known about one job: its record, every attempt with its error chain, and
+    /// whether it died or was replayed.
+    Show { id: JobId },
+    /// Replay dead jobs from Postgres (works even after Redis lost its data): one by id, or
+    /// every dead job matching the filter.
+    Replay {
+        /// The dead job to replay; omit to replay by filter.
+        id: Option<JobId>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Print what would be replayed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCmd {
+    /// Add a tenant and its first connection.
+    Add {
+        /// Lowercase letters, digits and dashes.
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "noop")]
+        erp: Erp,
+        #[arg(long, default_value = "noop")]
+        marketplace: Marketplace,
+        #[arg(long)]
+        courier: Option<Courier>,
+    },
+    /// List tenants with their connections.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[arg(long, default_value_t = 5)]
+    tenants: usize,
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Heartbeat interval for the demo (short, so there is something to see).
+    #[arg(long, default_value_t = 10)]
+    interval_secs: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration_secs: Option<u64>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(f) = cli.log_format {
+        cfg.log_format = f;
+    }
+    telemetry::init_logs(cfg.log_format);
+    match cli.cmd {
+        Cmd::Config => {
+            println!("{}", cfg.redacted());
+            Ok(())
+        }
+        Cmd::Migrate => {
+            let pool = pg(&cfg).await?;
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Cmd::Worker(args) => worker(cfg, args).await,
+        Cmd::Scheduler { interval_secs } => {
+            let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+            let interval = Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
+            let cancel = CancellationToken::new();
+            let probes = process::Probes {
+                queue: queue.clone(),
+                pool: Some(pool.clone()),
+                serving: Arc::new(AtomicBool::new(true)),
+            };
+            let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
+            tracing::info!(%addr, interval_secs = interval.as_secs(), "scheduler started");
+            heartbeat::run_scheduler(queue, pool, interval, shutdown_signal()).await;
+            cancel.cancel();
+            Ok(())
+        }
+        Cmd::Enqueue(EnqueueCmd::Heartbeat { interval_secs }) => {
+            let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+            let interval = Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
+            let r = heartbeat::enqueue_heartbeat(&queue, &pool, interval).await?;
+            println!(
+                "bucket {}: {} connections, {} jobs enqueued, {} already waiting, {} already enqueued in this bucket",
+                r.bucket, r.connections, r.enqueued, r.deduplicated, r.already_in_bucket
+            );
+            Ok(())
+        }
+        Cmd::Enqueue(EnqueueCmd::Job {
+            kind,
+            tenant,
+            connection,
+            order,
+            skus,
+        }) => {
+            let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+            let conns = db::list_connections(&pool, Some(tenant)).await?;
+            if !conns.iter().any(|c| c.id == connection) {
+                bail!("tenant {tenant} has no connection {connection} (see `megzo tenants list`)");
+            }
+            let scope = match (order, skus.is_empty()) {
+                (Some(order), _) => Scope::Order { order },
+                (None, false) => Scope::Skus { skus },
+                (None, true) => Scope::All,
+            };
+            let spec = JobSpec::new(kind, JobPayload::v1(tenant, connection, scope, Trigger::Manual));
+            match queue.enqueue(&spec).await? {
+                Enqueued::New(id) => println!("enqueued {kind} job {id}"),
+                Enqueued::Duplicate(id) => println!("a {kind} job with the same scope is already waiting: {id}"),
+                Enqueued::AlreadyOnce => println!("already enqueued in this window"),
+            }
+            Ok(())
+        }
+        Cmd::Jobs(cmd) => jobs(cfg, cmd).await,
+        Cmd::Tenants(cmd) => tenants(cfg, cmd).await,
+        Cmd::Stats => {
+            let queue = redis_queue(&cfg).await?;
+            let s = queue.stats().await?;
+            println!("{:<18} {:>10} {:>14}", "kind", "ready", "oldest age (s)");
+            for k in &s.kinds {
+                println!("{:<18} {:>10} {:>14.1}", k.kind.as_str(), k.ready, k.oldest_age_ms as f64 / 1000.0);
+            }
+            println!(
+                "delayed {}  running {}  dead {}  workers alive {}\nsince start: enqueued {}  succeeded {}  retried {}  dead {}  rescued {}",
+                s.delayed, s.running, s.dead, s.workers_alive, s.enqueued_total, s.succeeded_total,
+                s.retried_total, s.dead_total, s.rescued_total
+            );
+            Ok(())
+        }
+        Cmd::Demo(args) => demo(cfg, args).await,
+    }
+}
+
+async fn pg(cfg: &Config) -> anyhow::Result<PgPool> {
+    db::connect(cfg.database_url.expose_secret(), cfg.worker.db_pool)
+        .await
+        .context("connecting to Postgres (DATABASE_URL)")
+}
+
+/// Connects to Redis, waiting for it (a worker may start before Redis is up).
+async fn redis_queue(cfg: &Config) -> anyhow::Result<Queue> {
+    let url = cfg.redis_url.expose_secret().to_owned();
+    let mut wait = Duration::from_millis(200);
+    for attempt in 1..=10 {
+        match Queue::connect(&url, cfg.queue.clone()).await {
+            Ok(q) => return Ok(q),
+            Err(e) if attempt < 10 && e.is_transient() => {
+                tracing::warn!(error = %e, attempt, "Redis not reachable yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("connecting to Redis (REDIS_URL)"),
+        }
+    }
+    bail!("Redis not reachable")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6])
+}
+
+fn backend_options(cfg: &Config, id: String, kinds: Vec<JobKind>, concurrency: Option<usize>) -> BackendOptions {
+    let mut opts = BackendOptions::new(id);
+    if !kinds.is_empty() {
+        opts.kinds = kinds;
+        opts.kinds.sort_by_key(|k| k.policy().priority);
+    }
+    opts.concurrency = concurrency.unwrap_or(cfg.worker.concurrency).max(1);
+    opts.prefetch = cfg.worker.prefetch;
+    opts.batch = cfg.worker.batch.max(1);
+    opts.poll_interval = Duration::from_millis(cfg.worker.poll_interval_ms.max(1));
+    opts.reap_interval = Duration::from_millis(cfg.worker.reap_interval_ms.max(100));
+    opts
+}
+
+async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
+    let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+    let id = args.id.unwrap_or_else(default_worker_id);
+    let opts = backend_options(&cfg, id.clone(), args.kinds, args.concurrency);
+    let cancel = CancellationToken::new();
+    let serving = Arc::new(AtomicBool::new(true));
+    let probes = process::Probes {
+        queue: queue.clone(),
+        pool: Some(pool.clone()),
+        serving: serving.clone(),
+    };
+    let http = args.http.unwrap_or_else(|| cfg.worker.http_addr.clone());
+    let addr = process::serve_probes(&http, probes, cancel.clone()).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
+    let house = tokio::spawn(process::housekeeping(queue.clone(), pool.clone(), cancel.clone()));
+    tracing::info!(worker = %id, %addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
+    let s2 = serving.clone();
+    let w = runtime::start_worker(
+        queue,
+        opts,
+        flows::flow_handler(pool),
+        Some(tx),
+        async move {
+            shutdown_signal().await;
+            s2.store(false, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!("shutdown requested: draining in-flight jobs");
+        },
+        Duration::from_secs(cfg.worker.grace_secs),
+    );
+    let res = w.run.await;
+    cancel.cancel();
+    let _ = house.await;
+    // The recorder ends when the backend's report sender is dropped; give it a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+    tracing::info!(worker = %id, "worker stopped");
+    res
+}
+
+async fn resolve_tenant(pool: &PgPool, key: &Option<String>) -> anyhow::Result<Option<TenantId>> {
+    match key {
+        None => Ok(None),
+        Some(k) => match db::find_tenant(pool, k).await? {
+            Some(t) => Ok(Some(t.id)),
+            None => bail!("no tenant {k:?} (by id or slug; see `megzo tenants list`)"),
+        },
+    }
+}
+
+async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
+    let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+    match cmd {
+        JobsCmd::List { state, filter, json } => {
+            let tenant = resolve_tenant(&pool, &filter.tenant).await?;
+            match state {
+                Some(JobState::Dead) => {
+                    let dead = db::list_dead(&pool, &dead_filter(&filter, tenant)).await?;
+                    for d in dead {
+                        if json {
+                            println!("{}", serde_json::json!({"id": d.job_id, "kind": d.kind, "tenant": d.tenant_id, "attempts": d.attempts, "died_at": d.died_at, "last_error": d.errors.last().map(|e| e.chain.join(": ")), "replayed_as": d.replayed_as}));
+                        } else {
+                            println!("{}  {:<18} tenant {}  attempts {}/{}  died {}  {}", d.job_id, d.kind.as_str(), d.tenant_id, d.attempts, d.max_attempts, d.died_at.format("%F %T"), d.errors.last().map(|e| e.chain.join(": ")).unwrap_or_default());
+                        }
+                    }
+                }
+                Some(JobState::Succeeded) | None => {
+                    let runs = db::list_runs(&pool, &db::RunFilter {
+                        tenant,
+                        kind: filter.kind,
+                        outcome: if state.is_some() { Some(db::RunOutcome::Succeeded) } else { None },
+                        since: filter.since,
+                        until: filter.until,
+                        job: None,
+                        limit: filter.limit,
+                    }).await?;
+                    for r in runs {
+                        if json {
+                            println!("{}", serde_json::json!({"job": r.job_id, "attempt": r.attempt, "kind": r.kind, "tenant": r.tenant_id, "outcome": r.outcome.as_str(), "started_at": r.started_at, "duration_ms": r.duration_ms, "worker": r.worker, "error": r.error}));
+                        } else {
+                            println!("{}  #{} {:<18} {:<9} {}  {} ms  {}", r.job_id, r.attempt, r.kind.as_str(), r.outcome.as_str(), r.started_at.format("%F %T"), r.duration_ms, r.error.map(|e| e.chain.join(": ")).unwrap_or_default());
+                        }
+                    }
+                }
+                Some(live) => {
+                    let ids = queue.ids_in_state(live, filter.kind, filter.limit.max(1) as usize * 4).await?;
+                    let mut shown = 0;
+                    for id in ids {
+                        let Some(rec) = queue.job(id).await? else { continue };
+                        if tenant.is_some_and(|t| t.to_string() != rec.tenant) || filter.kind.is_some_and(|k| k.as_str() != rec.kind) {
+                            continue;
+                        }
+                        if live == JobState::Scheduled || live == JobState::Retrying {
+                            if rec.state != live.as_str() { continue; }
+                        }
+                        if json {
+                            println!("{}", serde_json::to_string(&rec)?);
+                        } else {
+                            println!("{}  {:<18} {:<9} tenant {}  attempts {}/{}", rec.id, rec.kind, rec.state, rec.tenant, rec.attempts, rec.max_attempts);
+                        }
+                        shown += 1;
+                        if shown >= filter.limit { break; }
+                    }
+                }
+            }
+            Ok(())
+        }
+        JobsCmd::Show { id } => {
+            match queue.job(id).await? {
+                Some(rec) => println!("{}", serde_json::to_string_pretty(&rec)?),
+                None => println!("job {id}: no record in Redis (succeeded and expired, or Redis lost it)"),
+            }
+            let runs = db::list_runs(&pool, &db::RunFilter { job: Some(id), limit: 1000, ..Default::default() }).await?;
+            println!("attempt history ({} runs in Postgres):", runs.len());
+            for r in runs.iter().rev() {
+                println!("  #{} {:<9} {}  {} ms  worker {}", r.attempt, r.outcome.as_str(), r.started_at.format("%F %T%.3f"), r.duration_ms, r.worker);
+                if let Some(e) = &r.error {
+                    for (i, c) in e.chain.iter().enumerate() {
+                        println!("      {}{c}", if i == 0 { "error: " } else { "caused by: " });
+                    }
+                }
+            }
+            if let Some(d) = db::get_dead(&pool, id).await? {
+                println!("dead since {} after {} attempts{}", d.died_at, d.attempts, d.replayed_as.map(|r| format!("; replayed as {r}")).unwrap_or_default());
+            }
+            Ok(())
+        }
+        JobsCmd::Replay { id, filter, dry_run } => {
+            let dead = match id {
+                Some(id) => match db::get_dead(&pool, id).await? {
+                    Some(d) if d.replayed_as.is_some() => bail!("job {id} was already replayed as {}", d.replayed_as.map(|x| x.to_string()).unwrap_or_default()),
+                    Some(d) => vec![d],
+                    None => bail!("job {id} is not a dead job in Postgres (see `megzo jobs list --state dead`)"),
+                },
+                None => {
+                    let tenant = resolve_tenant(&pool, &filter.tenant).await?;
+                    db::list_dead(&pool, &dead_filter(&filter, tenant)).await?
+                }
+            };
+            if dead.is_empty() {
+                println!("no dead job matches");
+            }
+            let (mut replayed, mut failed) = (0, 0);
+            for d in dead {
+                let payload = match serde_json::from_value::<JobPayload>(d.payload.clone()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        println!("cannot replay {}: its payload is unreadable ({e}); fix the cause, then enqueue by hand", d.job_id);
+                        failed += 1;
+                        continue;
+                    }
+                };
+                if dry_run {
+                    println!("would replay {}  {:<18} tenant {}  (died {} after {} attempts)", d.job_id, d.kind.as_str(), d.tenant_id, d.died_at.format("%F %T"), d.attempts);
+                    continue;
+                }
+                let replay = JobPayload::v1(payload.tenant(), payload.connection(), payload.scope().clone(), Trigger::Replay { of: d.job_id });
+                let spec = JobSpec::new(d.kind, replay);
+                let new_id = match queue.enqueue(&spec).await? {
+                    Enqueued::New(id) | Enqueued::Duplicate(id) => id,
+                    Enqueued::AlreadyOnce => spec.id,
+                };
+                if db::mark_replayed(&pool, d.job_id, new_id).await? {
+                    queue.forget_dead(d.job_id).await?;
+                    println!("replayed {} as {new_id}", d.job_id);
+                    replayed += 1;
+                } else {
+                    println!("{} was replayed concurrently by someone else", d.job_id);
+                }
+            }
+            if !dry_run {
+                println!("{replayed} replayed, {failed} could not be replayed");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dead_filter(f: &Filter, tenant: Option<TenantId>) -> db::DeadFilter {
+    db::DeadFilter {
+        tenant,
+        kind: f.kind,
+        since: f.since,
+        until: f.until,
+        include_replayed: false,
+        limit: f.limit,
+    }
+}
+
+async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
+    let pool = pg(&cfg).await?;
+    match cmd {
+        TenantsCmd::Add { slug, name, erp, marketplace, courier } => {
+            let t = db::add_tenant(&pool, &slug, &name).await?;
+            let c = db::add_connection(&pool, t.id, erp, marketplace, courier, serde_json::json!({})).await?;
+            println!("tenant {} ({}) added with connection {} ({} ⇄ {})", t.slug, t.id, c.id, c.erp, c.marketplace);
+            Ok(())
+        }
+        TenantsCmd::List => {
+            let conns = db::list_connections(&pool, None).await?;
+            for t in db::list_tenants(&pool).await? {
+                println!("{}  {:<20} {}{}", t.id, t.slug, t.name, if t.active { "" } else { "  (inactive)" });
+                for c in conns.iter().filter(|c| c.tenant_id == t.id) {
+                    println!("    connection {}  {} ⇄ {}{}{}", c.id, c.erp, c.marketplace, c.courier.map(|x| format!(" + {x}")).unwrap_or_default(), if c.enabled { "" } else { "  (disabled)" });
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
+    let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+    db::migrate(&pool).await?;
+    for i in 1..=args.tenants {
+        let slug = format!("demo-{i}");
+        if db::find_tenant(&pool, &slug).await?.is_none() {
+            let t = db::add_tenant(&pool, &slug, &format!("Demo merchant {i}")).await?;
+            db::add_connection(&pool, t.id, Erp::Noop, Marketplace::Noop, None, serde_json::json!({})).await?;
+        }
+    }
+    println!("demo: {} tenants on the no-op connector, {} workers, heartbeat every {} s", args.tenants, args.workers, args.interval_secs);
+    let cancel = CancellationToken::new();
+    let stop = {
+        let cancel = cancel.clone();
+        let duration = args.duration_secs;
+        async move {
+            match duration {
+                Some(s) => tokio::select! { _ = tokio::time::sleep(Duration::from_secs(s)) => {}, _ = shutdown_signal() => {} },
+                None => shutdown_signal().await,
+            }
+            cancel.cancel();
+        }
+    };
+    tokio::spawn(stop);
+    let probes = process::Probes { queue: queue.clone(), pool: Some(pool.clone()), serving: Arc::new(AtomicBool::new(true)) };
+    let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
+    println!("metrics on http://{addr}/metrics");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
+    let house = tokio::spawn(process::housekeeping(queue.clone(), pool.clone(), cancel.clone()));
+    let sched = {
+        let c = cancel.clone();
+        tokio::spawn(heartbeat::run_scheduler(queue.clone(), pool.clone(), Duration::from_secs(args.interval_secs.max(1)), async move { c.cancelled().await }))
+    };
+    let mut runs = Vec::new();
+    for i in 0..args.workers.max(1) {
+        let opts = backend_options(&cfg, format!("{}-demo{i}", default_worker_id()), Vec::new(), None);
+        let c = cancel.clone();
+        let w = runtime::start_worker(queue.clone(), opts, flows::flow_handler(pool.clone()), Some(tx.clone()), async move { c.cancelled().await }, Duration::from_secs(cfg.worker.grace_secs));
+        runs.push(tokio::spawn(w.run));
+    }
+    drop(tx);
+    let status = {
+        let (queue, c) = (queue.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! { _ = tokio::time::sleep(Duration::from_secs(5)) => {}, _ = c.cancelled() => return }
+                if let Ok(s) = queue.stats().await {
+                    let ready: u64 = s.kinds.iter().map(|k| k.ready).sum();
+                    println!("fleet: {} workers alive | ready {ready} delayed {} running {} dead {} | enqueued {} succeeded {}", s.workers_alive, s.delayed, s.running, s.dead, s.enqueued_total, s.succeeded_total);
+                }
+            }
+        })
+    };
+    for r in runs {
+        r.await??;
+    }
+    let _ = sched.await;
+    let _ = house.await;
+    let _ = status.await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+    let runs = db::list_runs(&pool, &db::RunFilter { limit: 1, ..Default::default() }).await?;
+    println!("demo stopped; latest recorded run: {}", runs.first().map(|r| format!("{} {} {}", r.kind.as_str(), r.outcome.as_str(), r.finished_at)).unwrap_or_else(|| "none".into()));
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! `workers`: the library behind the `megzo` binary.
+//!
+//! Layout:
+//! - [`db`]: Postgres, the system of record (tenants, runs, dead jobs, orders, cursors);
+//! - [`queue`]: the durable Redis queue and the apalis backend over it;
+//! - [`runtime`]: an apalis worker (Monitor + WorkerBuilder) over the queue, with any handler;
+//! - [`process`]: what runs beside it in a worker process: run history, dead-job sync to
+//!   Postgres, housekeeping, `/healthz` `/readyz` `/metrics`;
+//! - [`flows`]: the six flow handlers (today: the built-in no-op connector);
+//! - [`heartbeat`]: the idempotent heartbeat enqueuer and scheduler loop;
+//! - [`lock`]: the Redis order-lock with fencing tokens;
+//! - [`config`]: layered typed configuration;
+//! - [`telemetry`]: JSON logs and Prometheus metrics.
+//!
+//! The binary's CLI lives in `src/cli.rs`; it is the only place that uses `anyhow`-style
+//! error reporting for the user, beside the thin process-assembly functions.
+
+pub mod config;
+pub mod db;
+pub mod flows;
+pub mod heartbeat;
+pub mod lock;
+pub mod process;
+pub mod queue;
+pub mod runtime;
+pub mod telemetry;

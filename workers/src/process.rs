@@ -1,0 +1,247 @@
+//! What a `megzo worker` process runs beside the apalis worker:
+//!
+//! - the **run recorder**: every attempt's outcome, batched into `job_runs` (one INSERT per
+//!   batch of up to 1,000), so Postgres has the history even when Redis loses its data;
+//! - the **dead-job syncer**: copies dead jobs from the Redis outbox into `dead_jobs` before
+//!   removing them from the outbox (at-least-once, idempotent on the job id), so replay works
+//!   after Redis was flushed;
+//! - **housekeeping**: drops dead jobs past their Redis retention, forgets silent workers,
+//!   publishes queue depth and age as gauges;
+//! - the **HTTP server**: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer
+//!   and the backend is fetching), `/metrics` (Prometheus).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use chrono::{DateTime, TimeZone, Utc};
+use queue_schema::{AttemptError, JobPayload};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{self, DeadJob, RunOutcome, RunRecord};
+use crate::queue::backend::AttemptReport;
+use crate::queue::{AckStatus, Queue};
+use crate::telemetry;
+
+fn ts(ms: u64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms as i64)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+/// Maps an attempt report to a `job_runs` row; `None` for reports that record nothing (a stale
+/// ack: the rescued attempt was recorded as lost).
+pub fn run_record(r: &AttemptReport) -> Option<RunRecord> {
+    let outcome = if r.lost {
+        RunOutcome::Lost
+    } else {
+        match r.status {
+            AckStatus::Succeeded => RunOutcome::Succeeded,
+            AckStatus::Retrying => RunOutcome::Retried,
+            AckStatus::Dead => RunOutcome::Dead,
+            AckStatus::Snoozed => RunOutcome::Snoozed,
+            AckStatus::Released => RunOutcome::Released,
+            AckStatus::Stale => return None,
+        }
+    };
+    let (tenant, connection, trigger, payload) = match &r.job {
+        Some(j) => (
+            j.payload.tenant(),
+            j.payload.connection(),
+            j.payload.trigger().as_str().to_owned(),
+            serde_json::to_value(&j.payload).unwrap_or_default(),
+        ),
+        None => (
+            r.tenant.parse().unwrap_or_else(|_| uuid::Uuid::nil().into()),
+            uuid::Uuid::nil().into(),
+            "unknown".to_owned(),
+            serde_json::Value::Null,
+        ),
+    };
+    Some(RunRecord {
+        job_id: r.id,
+        attempt: r.attempt as i32,
+        kind: r.kind,
+        tenant_id: tenant,
+        connection_id: connection,
+        trigger,
+        payload,
+        outcome,
+        error: r.error.clone(),
+        started_at: ts(r.started_ms),
+        finished_at: ts(r.finished_ms.max(r.started_ms)),
+        worker: r.worker.clone(),
+    })
+}
+
+/// Drains attempt reports into `job_runs` in batches until the channel closes. A failed insert
+/// is retried; the history is best-effort only in that a process killed with reports in memory
+/// loses those rows (the job's own record in Redis keeps every attempt's error).
+pub async fn run_recorder(pool: PgPool, mut rx: mpsc::UnboundedReceiver<AttemptReport>) {
+    const MAX: usize = 1_000;
+    while let Some(first) = rx.recv().await {
+        let mut batch: Vec<RunRecord> = run_record(&first).into_iter().collect();
+        while batch.len() < MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.extend(run_record(&r)),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        for attempt in 0..5u32 {
+            match db::insert_runs(&pool, &batch).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, rows = batch.len(), attempt, "recording runs failed");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Copies dead jobs from the Redis outbox to Postgres. Returns how many were copied.
+pub async fn sync_dead(queue: &Queue, pool: &PgPool) -> anyhow::Result<usize> {
+    let ids = queue.outbox_peek(200).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in &ids {
+        // A job gone from Redis (trimmed, or flushed) can no longer be copied; its runs are in
+        // Postgres already.
+        let Some(rec) = queue.job(*id).await? else {
+            continue;
+        };
+        let payload: serde_json::Value = serde_json::from_str(&rec.payload)
+            .unwrap_or(serde_json::Value::String(rec.payload.clone()));
+        let parsed = JobPayload::from_json(&rec.payload).ok();
+        let mut errors: Vec<AttemptError> = rec.errors.clone();
+        errors.sort_by_key(|e| e.attempt);
+        let died_ms = errors.last().map(|e| e.at_ms).unwrap_or(queue.now_ms());
+        rows.push(DeadJob {
+            job_id: *id,
+            kind: rec.kind.parse().unwrap_or(queue_schema::JobKind::OrderPull),
+            tenant_id: parsed
+                .as_ref()
+                .map(|p| p.tenant())
+                .or_else(|| rec.tenant.parse().ok())
+                .unwrap_or_else(|| uuid::Uuid::nil().into()),
+            connection_id: parsed
+                .as_ref()
+                .map(|p| p.connection())
+                .unwrap_or_else(|| uuid::Uuid::nil().into()),
+            payload,
+            attempts: rec.attempts as i32,
+            max_attempts: rec.max_attempts as i32,
+            errors,
+            enqueued_at: ts(rec.enqueued_at_ms),
+            died_at: ts(died_ms),
+            replayed_at: None,
+            replayed_as: None,
+        });
+    }
+    db::insert_dead(pool, &rows).await?;
+    queue.outbox_remove(&ids).await?;
+    Ok(rows.len())
+}
+
+/// Housekeeping loop; see the module doc.
+pub async fn housekeeping(queue: Queue, pool: PgPool, cancel: CancellationToken) {
+    let mut tick: u64 = 0;
+    loop {
+        match sync_dead(&queue, &pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "dead jobs copied to Postgres"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "dead-job sync failed"),
+        }
+        if tick % 5 == 0 {
+            match queue.stats().await {
+                Ok(s) => telemetry::metrics::queue_stats(&s),
+                Err(e) => tracing::warn!(error = %e, "queue stats failed"),
+            }
+        }
+        if tick % 60 == 0 {
+            let _ = queue.trim_dead(1_000).await;
+            let _ = queue.prune_workers(10 * queue.config().lease_ms).await;
+        }
+        tick += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Shared state of the probe endpoints.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub queue: Queue,
+    pub pool: Option<PgPool>,
+    /// Set while the process is serving (cleared when shutdown starts).
+    pub serving: Arc<AtomicBool>,
+}
+
+/// The router of `/healthz`, `/readyz`, `/metrics`.
+pub fn probe_router(p: Probes) -> Router {
+    let prom = telemetry::prometheus();
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move || {
+                let prom = prom.clone();
+                async move { prom.render() }
+            }),
+        )
+        .with_state(p)
+}
+
+async fn readyz(State(p): State<Probes>) -> (StatusCode, String) {
+    if !p.serving.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    }
+    let redis: Result<String, _> = redis::cmd("PING")
+        .query_async(&mut p.queue.connection())
+        .await;
+    if let Err(e) = redis {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
+    }
+    if let Some(pool) = &p.pool
+        && let Err(e) = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("postgres: {e}"));
+    }
+    (StatusCode::OK, "ready".into())
+}
+
+/// Serves the probes on `addr` until `cancel`.
+pub async fn serve_probes(
+    addr: &str,
+    probes: Probes,
+    cancel: CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let app = probe_router(probes);
+    tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "probe server failed");
+        }
+    });
+    Ok(local)
+}

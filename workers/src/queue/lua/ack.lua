@@ -1,0 +1,65 @@
+-- Record the outcome of a batch of attempts.
+-- ARGV: tag, now_ms, retention_ms, n, then 5 fields per entry:
+--   id, attempt, outcome (ok | retry | dead | snooze | release), due_ms (retry and snooze),
+--   error json ('' = none; stored as field f<attempt>)
+-- An entry whose job is gone, whose attempt number moved on, or whose lease is no longer held
+-- (it was rescued after the lease expired) is stale: nothing is changed and 'stale' is returned,
+-- so a worker that stalled past its lease can never overwrite the newer attempt.
+-- Returns one status per entry: ok, retry, dead, snooze, release or stale.
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local leases = tag .. ':leases'
+local stats = tag .. ':stats'
+local out = {}
+local i = 5
+for _ = 1, n do
+  local id, attempt, outcome, due, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
+  local jk = tag .. ':job:' .. id
+  local cur = redis.call('HMGET', jk, 'a', 't', 'm', 'k')
+  if (not cur[1]) or cur[1] ~= attempt or redis.call('ZREM', leases, id) == 0 then
+    out[#out + 1] = 'stale'
+  else
+    local tenant, max, kind = cur[2], tonumber(cur[3]), cur[4]
+    release_slot(tenant)
+    if err ~= '' then
+      redis.call('HSET', jk, 'f' .. attempt, err)
+    end
+    if outcome == 'ok' then
+      redis.call('HSET', jk, 's', 'succeeded', 'z', now)
+      redis.call('HDEL', jk, 'w')
+      if retention > 0 then
+        redis.call('PEXPIRE', jk, retention)
+      else
+        redis.call('DEL', jk)
+      end
+      redis.call('HINCRBY', stats, 'succeeded', 1)
+      out[#out + 1] = 'ok'
+    elseif outcome == 'retry' and tonumber(attempt) < max then
+      redis.call('HSET', jk, 's', 'retrying')
+      redis.call('HDEL', jk, 'w')
+      redis.call('ZADD', tag .. ':delayed', due, id)
+      redis.call('HINCRBY', stats, 'retried', 1)
+      out[#out + 1] = 'retry'
+    elseif outcome == 'snooze' then
+      -- A snooze is not a failure: the attempt is given back.
+      redis.call('HINCRBY', jk, 'a', -1)
+      redis.call('HSET', jk, 's', 'retrying')
+      redis.call('HDEL', jk, 'w')
+      redis.call('ZADD', tag .. ':delayed', due, id)
+      out[#out + 1] = 'snooze'
+    elseif outcome == 'release' then
+      -- Leased but not run (shutdown): back to the head of its list, attempt given back.
+      redis.call('HINCRBY', jk, 'a', -1)
+      redis.call('HSET', jk, 's', 'ready')
+      redis.call('HDEL', jk, 'w')
+      make_ready(kind, tenant, id, now, true)
+      out[#out + 1] = 'release'
+    else
+      make_dead(jk, id, now)
+      out[#out + 1] = 'dead'
+    end
+  end
+end
+return out

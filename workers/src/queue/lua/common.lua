@@ -1,0 +1,39 @@
+-- Shared helpers, prepended to every queue script (see scripts.rs). Every key is built from the
+-- namespace tag ARGV[1] = "{ns}", so all keys of a script share one Redis Cluster slot.
+local tag = ARGV[1]
+
+-- Makes a job ready: appends (or, for rescued and released jobs, prepends) it to its tenant's
+-- list for its kind, puts the tenant in the kind's round-robin ring if the list was empty, and
+-- records when it became ready (depth and oldest-age metrics).
+local function make_ready(kind, tenant, id, now, front)
+  local rl = tag .. ':ready:' .. kind .. ':' .. tenant
+  local len
+  if front then
+    len = redis.call('LPUSH', rl, id)
+  else
+    len = redis.call('RPUSH', rl, id)
+  end
+  if len == 1 then
+    redis.call('RPUSH', tag .. ':ring:' .. kind, tenant)
+  end
+  redis.call('ZADD', tag .. ':queued:' .. kind, now, id)
+end
+
+-- One job fewer running for the tenant (the per-tenant cap).
+local function release_slot(tenant)
+  if tenant then
+    local n = redis.call('HINCRBY', tag .. ':running', tenant, -1)
+    if n <= 0 then
+      redis.call('HDEL', tag .. ':running', tenant)
+    end
+  end
+end
+
+-- Moves a job to the dead set and the outbox that copies dead jobs to Postgres.
+local function make_dead(jk, id, now)
+  redis.call('HSET', jk, 's', 'dead', 'z', now)
+  redis.call('HDEL', jk, 'w')
+  redis.call('ZADD', tag .. ':dead', now, id)
+  redis.call('RPUSH', tag .. ':outbox', id)
+  redis.call('HINCRBY', tag .. ':stats', 'dead', 1)
+end

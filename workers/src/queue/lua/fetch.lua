@@ -1,0 +1,93 @@
+-- Promote due delayed jobs (bounded) and lease up to `want` ready jobs to a worker.
+-- ARGV: tag, now_ms, lease_deadline_ms, worker, want, default_cap, quantum, max_promote,
+--       max_scan, kind... (in the order the worker serves them: by priority)
+-- Cost is bounded by max_promote + max_scan + want, whatever the backlog: the delayed set is
+-- read with LIMIT, rings are rotated a bounded number of times, and ready lists are popped from
+-- the head.
+-- Returns 7 fields per leased job: id, kind, tenant, payload, attempt, max_attempts, enqueued_ms.
+local now = tonumber(ARGV[2])
+local deadline = ARGV[3]
+local worker = ARGV[4]
+local want = tonumber(ARGV[5])
+local defcap = tonumber(ARGV[6])
+local quantum = tonumber(ARGV[7])
+local max_promote = tonumber(ARGV[8])
+local max_scan = tonumber(ARGV[9])
+
+local delayed = tag .. ':delayed'
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, max_promote)
+for _, id in ipairs(due) do
+  redis.call('ZREM', delayed, id)
+  local jk = tag .. ':job:' .. id
+  local kt = redis.call('HMGET', jk, 'k', 't')
+  if kt[1] then
+    redis.call('HSET', jk, 's', 'ready')
+    make_ready(kt[1], kt[2], id, now, false)
+  end
+end
+
+local out = {}
+local taken = 0
+local running = tag .. ':running'
+local caps = tag .. ':caps'
+local leases = tag .. ':leases'
+local dedupe = tag .. ':dedupe'
+local scans = 0
+for k = 10, #ARGV do
+  if taken >= want or scans >= max_scan then break end
+  local kind = ARGV[k]
+  local ring = tag .. ':ring:' .. kind
+  local queued = tag .. ':queued:' .. kind
+  local len = redis.call('LLEN', ring)
+  -- idle counts tenants visited since the last take: a full lap without a take means every
+  -- tenant of this kind is at its cap.
+  local idle = 0
+  while taken < want and len > 0 and idle < len and scans < max_scan do
+    scans = scans + 1
+    local tenant = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+    local cap = tonumber(redis.call('HGET', caps, tenant) or defcap)
+    local room = math.min(want - taken, quantum)
+    if cap > 0 then
+      room = math.min(room, cap - tonumber(redis.call('HGET', running, tenant) or '0'))
+    end
+    if room <= 0 then
+      idle = idle + 1
+    else
+      local rl = tag .. ':ready:' .. kind .. ':' .. tenant
+      local ids = redis.call('LPOP', rl, room)
+      if redis.call('LLEN', rl) == 0 then
+        -- The tenant was just rotated to the tail: remove it from the ring.
+        redis.call('RPOP', ring)
+        len = len - 1
+      end
+      if ids then
+        idle = 0
+        for _, id in ipairs(ids) do
+          redis.call('ZREM', queued, id)
+          local jk = tag .. ':job:' .. id
+          local f = redis.call('HMGET', jk, 'p', 'm', 'e', 'd')
+          if f[1] then
+            local attempt = redis.call('HINCRBY', jk, 'a', 1)
+            redis.call('HSET', jk, 's', 'running', 'w', worker, 'l', now)
+            redis.call('ZADD', leases, deadline, id)
+            redis.call('HINCRBY', running, tenant, 1)
+            if f[4] and f[4] ~= '' and redis.call('HGET', dedupe, f[4]) == id then
+              redis.call('HDEL', dedupe, f[4])
+            end
+            out[#out + 1] = id
+            out[#out + 1] = kind
+            out[#out + 1] = tenant
+            out[#out + 1] = f[1]
+            out[#out + 1] = tostring(attempt)
+            out[#out + 1] = f[2]
+            out[#out + 1] = f[3]
+            taken = taken + 1
+          end
+        end
+      else
+        idle = idle + 1
+      end
+    end
+  end
+end
+return out
