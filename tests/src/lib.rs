@@ -72,7 +72,12 @@ where
 /// A job of `kind` whose scope is one marketplace order named `order`, with no dedupe key. The
 /// `test-worker` binary chooses its behaviour by this name (`sleep-<ms>`, `crash`, anything
 /// else succeeds).
-pub fn order_job(kind: JobKind, tenant: TenantId, connection: ConnectionId, order: &str) -> JobSpec {
+pub fn order_job(
+    kind: JobKind,
+    tenant: TenantId,
+    connection: ConnectionId,
+    order: &str,
+) -> JobSpec {
     let order = canonical::ChannelOrderId::new(order).expect("a valid order id");
     JobSpec::new(
         kind,
@@ -171,36 +176,6 @@ pub async fn pttl(q: &Queue, key: &str) -> i64 {
         .expect("PTTL")
 }
 
-/// Deletes every key of the queue's namespace (its hash-tagged keys), with SCAN, so big tests
-/// leave nothing behind in the shared Redis.
-pub async fn purge_namespace(q: &Queue) {
-    let mut conn = q.connection();
-    let pattern = format!("{}*", q.keys().tag().replace('{', "\\{").replace('}', "\\}"));
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1_000)
-            .query_async(&mut conn)
-            .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut conn)
-                .await
-                .expect("UNLINK");
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-}
-
 /// Worker options for tests: quick polling and reaping, the rest default.
 pub fn test_worker_options(worker_id: &str) -> workers::queue::backend::BackendOptions {
     let mut opts = workers::queue::backend::BackendOptions::new(worker_id);
@@ -291,10 +266,8 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server and waits until it answers PING.
     pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "megzo-redis-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("megzo-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("create the Redis data directory");
         let mut s = Self {
             port: free_port(),

@@ -198,13 +198,18 @@ async fn sigkill_mid_job_is_rescued_by_another_worker_and_the_lost_attempt_count
 
     let mut b = WorkerProc::spawn(&ns, &b_id, &env);
     let within = Duration::from_secs(60);
-    eventually(within, "the job completes in B within 60 s of the kill", || {
-        let q = q.clone();
-        async move {
-            (in_done_set(&q, id).await && state_of(&q, id).await.as_deref() == Some("succeeded"))
+    eventually(
+        within,
+        "the job completes in B within 60 s of the kill",
+        || {
+            let q = q.clone();
+            async move {
+                (in_done_set(&q, id).await
+                    && state_of(&q, id).await.as_deref() == Some("succeeded"))
                 .then_some(())
-        }
-    })
+            }
+        },
+    )
     .await;
     let took = killed.elapsed();
     eprintln!("(a) job rescued and completed by B {took:?} after A was SIGKILLed");
@@ -332,7 +337,10 @@ async fn a_job_that_kills_its_worker_ends_dead_after_max_attempts() {
         );
         match current.as_mut() {
             None => {
-                assert!(spawned.len() < 10, "restart loop bound reached: {spawned:?}");
+                assert!(
+                    spawned.len() < 10,
+                    "restart loop bound reached: {spawned:?}"
+                );
                 let id = format!("crash-c-w{}-{}", spawned.len(), short_id());
                 current = Some(WorkerProc::spawn(&ns, &id, &env));
                 spawned.push(id);
@@ -361,7 +369,10 @@ async fn a_job_that_kills_its_worker_ends_dead_after_max_attempts() {
     let survivor = current.expect("a worker is alive once the poison job is dead");
     survivor.stop().await;
 
-    assert_eq!(crashes, 3, "the poison job killed exactly max_attempts workers");
+    assert_eq!(
+        crashes, 3,
+        "the poison job killed exactly max_attempts workers"
+    );
     let rec = q.job(pid).await.unwrap().expect("dead jobs are kept");
     assert_eq!(rec.state, "dead", "{rec:?}");
     assert_eq!(rec.attempts, 3, "{rec:?}");
@@ -425,7 +436,10 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest() {
         "(d) exited {status} {took:?} after SIGTERM; leased before: {leased_before}; after: {stats:?}"
     );
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    assert!(took < Duration::from_secs(10), "exited within the grace: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "exited within the grace: {took:?}"
+    );
     assert_eq!(stats.running, 0, "nothing left leased: {stats:?}");
     let running_hash: u64 = redis::cmd("HLEN")
         .arg(q.keys().running())
@@ -459,7 +473,10 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest() {
     assert_eq!(stats.succeeded_total, 5, "{stats:?}");
     // Released jobs went back to the head of their list: the next fetch takes them first (the
     // worker had leased the 3 oldest waiting jobs ahead: tenant cap 8 = 5 running + 3).
-    let fetched = q.fetch("crash-d-check", 3, &[JobKind::OrderPull]).await.unwrap();
+    let fetched = q
+        .fetch("crash-d-check", 3, &[JobKind::OrderPull])
+        .await
+        .unwrap();
     let mut fetched: Vec<JobId> = fetched.into_iter().map(|j| j.unwrap().id).collect();
     let mut oldest = waiting_ids[..3].to_vec();
     fetched.sort();

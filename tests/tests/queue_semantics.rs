@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use canonical::{ChannelOrderId, ConnectionId, TenantId};
 use integration_tests::{
-    TestWorker, eventually, job, live_total, pttl, purge_namespace, queue, queue_with_clock,
+    TestWorker, delete_namespace, eventually, job, live_total, pttl, queue, queue_with_clock,
     ready_total, test_config, test_worker_options, zcard, zscore_ms,
 };
-use queue_schema::{
-    ErrorClass, Job, JobId, JobKind, JobPayload, JobSpec, OnceKey, Scope, Trigger,
-};
+use queue_schema::{ErrorClass, Job, JobId, JobKind, JobPayload, JobSpec, OnceKey, Scope, Trigger};
 use tokio::sync::mpsc;
 use workers::queue::admin::JobRecord;
 use workers::queue::service::JobError;
-use workers::queue::{Ack, AckOutcome, AckStatus, Enqueued, ManualClock, Queue, QueueConfig};
+use workers::queue::{
+    Ack, AckOutcome, AckStatus, Clock, Enqueued, ManualClock, Queue, QueueConfig,
+};
 use workers::runtime::handler;
 
 /// Where every manual clock starts: a realistic Unix time in ms.
@@ -292,7 +292,11 @@ async fn a_big_tenant_at_its_cap_leaves_room_for_others_and_overrides_apply() {
     let count = |jobs: &[Job], t: TenantId| jobs.iter().filter(|j| j.payload.tenant() == t).count();
 
     let first = lease(&q, "w", 10, &kinds).await;
-    assert_eq!((count(&first, a), count(&first, b)), (2, 2), "{first:?}");
+    assert_eq!(
+        (count(&first, a), count(&first, b)),
+        (2, 2),
+        "each tenant gets its cap of 2"
+    );
     assert!(lease(&q, "w", 10, &kinds).await.is_empty());
 
     // A's own cap overrides the default, both ways.
@@ -388,8 +392,12 @@ async fn a_small_tenant_is_not_stuck_behind_a_big_backlog() {
         "all of B within the first fetch of 16, not after A's 1,000 (last at {last_b})"
     );
     assert_eq!(order.len(), 1_005);
-    assert_eq!(order.iter().collect::<HashSet<_>>().len(), 1_005, "each once");
-    purge_namespace(&q).await;
+    assert_eq!(
+        order.iter().collect::<HashSet<_>>().len(),
+        1_005,
+        "each once"
+    );
+    delete_namespace(&q).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,10 +405,7 @@ async fn a_small_tenant_is_not_stuck_behind_a_big_backlog() {
 // ---------------------------------------------------------------------------------------------
 
 /// A handler that reports each attempt it sees and returns what `outcome(attempt)` says.
-fn recording_handler<F>(
-    tx: mpsc::UnboundedSender<u32>,
-    outcome: F,
-) -> workers::runtime::Handler
+fn recording_handler<F>(tx: mpsc::UnboundedSender<u32>, outcome: F) -> workers::runtime::Handler
 where
     F: Fn(u32) -> Result<(), JobError> + Send + Sync + 'static,
 {
@@ -656,7 +661,11 @@ async fn a_job_out_of_attempts_is_dead_with_every_attempts_error() {
         (1, 0, 0, 2, 1),
         "{s:?}"
     );
-    assert!(zscore_ms(&q, &q.keys().dead(), &spec.id.to_string()).await.is_some());
+    assert!(
+        zscore_ms(&q, &q.keys().dead(), &spec.id.to_string())
+            .await
+            .is_some()
+    );
     for a in 1..=3 {
         assert_eq!(seen.recv().await, Some(a));
     }
@@ -684,10 +693,20 @@ async fn a_snooze_gives_the_attempt_back() {
             }
         }),
     );
-    for _ in 0..2 {
-        let snoozed_at = clock.now_ms();
-        let (rec, due) = wait_retrying(&q, spec.id, 0).await;
-        assert_eq!(due, snoozed_at + 60_000);
+    for round in 1..=2 {
+        assert_eq!(seen.recv().await, Some(1), "run {round} is attempt 1");
+        let due = clock.now_ms() + 60_000;
+        let rec = eventually(
+            Duration::from_secs(10),
+            "the snooze is recorded",
+            || async {
+                let r = q.job(spec.id).await.unwrap()?;
+                let at = zscore_ms(&q, &q.keys().delayed(), &spec.id.to_string()).await;
+                (r.state == "retrying" && at == Some(due)).then_some(r)
+            },
+        )
+        .await;
+        assert_eq!(rec.attempts, 0, "the attempt was given back");
         assert!(rec.errors.is_empty(), "a snooze is not a failure");
         clock.set(due);
     }
@@ -696,9 +715,7 @@ async fn a_snooze_gives_the_attempt_back() {
     })
     .await;
     // With max_attempts 1, two snoozes did not use up the only attempt.
-    for _ in 0..3 {
-        assert_eq!(seen.recv().await, Some(1), "every run is attempt 1");
-    }
+    assert_eq!(seen.recv().await, Some(1), "the third run is attempt 1 too");
     let s = q.stats().await.unwrap();
     assert_eq!((s.dead, s.retried_total), (0, 0), "{s:?}");
     w.stop().await;
@@ -726,14 +743,31 @@ async fn an_ack_after_the_lease_was_rescued_is_stale_and_changes_nothing() {
     assert_eq!(reaped.len(), 1);
     let r = &reaped[0];
     assert_eq!(
-        (r.id, r.dead, r.attempt, r.worker.as_str(), r.lease_started_ms),
+        (
+            r.id,
+            r.dead,
+            r.attempt,
+            r.worker.as_str(),
+            r.lease_started_ms
+        ),
         (spec.id, false, 1, "w-old", T0)
     );
     let rec = record(&q, spec.id).await;
-    assert_eq!((rec.state.as_str(), rec.attempts), ("ready", 1), "attempt count kept");
+    assert_eq!(
+        (rec.state.as_str(), rec.attempts),
+        ("ready", 1),
+        "attempt count kept"
+    );
     assert_eq!(rec.errors.len(), 1);
-    assert_eq!((rec.errors[0].attempt, rec.errors[0].class), (1, ErrorClass::Lost));
-    assert!(rec.errors[0].chain[0].contains("w-old"), "{:?}", rec.errors[0]);
+    assert_eq!(
+        (rec.errors[0].attempt, rec.errors[0].class),
+        (1, ErrorClass::Lost)
+    );
+    assert!(
+        rec.errors[0].chain[0].contains("w-old"),
+        "{:?}",
+        rec.errors[0]
+    );
 
     // The old holder wakes up and acks: refused, nothing changed.
     let before = q.stats().await.unwrap();
@@ -749,19 +783,26 @@ async fn an_ack_after_the_lease_was_rescued_is_stale_and_changes_nothing() {
     }
     assert_eq!(q.stats().await.unwrap(), before);
     assert_eq!(record(&q, spec.id).await, rec);
-    assert!(running_by_tenant(&q).await.is_empty(), "no slot double-freed");
+    assert!(
+        running_by_tenant(&q).await.is_empty(),
+        "no slot double-freed"
+    );
 
     // The next fetch runs attempt 2; the old holder's ack still cannot touch it.
     let second = lease(&q, "w-new", 1, &kinds).await;
     assert_eq!((second[0].id, second[0].attempt), (spec.id, 2));
     assert_eq!(
-        q.ack(&[ack(&first[0], AckOutcome::Succeeded)]).await.unwrap(),
+        q.ack(&[ack(&first[0], AckOutcome::Succeeded)])
+            .await
+            .unwrap(),
         [AckStatus::Stale]
     );
     let s = q.stats().await.unwrap();
     assert_eq!((s.running, s.succeeded_total), (1, 0));
     assert_eq!(
-        q.ack(&[ack(&second[0], AckOutcome::Succeeded)]).await.unwrap(),
+        q.ack(&[ack(&second[0], AckOutcome::Succeeded)])
+            .await
+            .unwrap(),
         [AckStatus::Succeeded]
     );
     let s = q.stats().await.unwrap();
@@ -794,7 +835,13 @@ async fn a_job_whose_lease_expires_on_every_attempt_ends_dead_and_in_the_outbox(
     }
     let s = q.stats().await.unwrap();
     assert_eq!(
-        (s.dead, s.running, s.delayed, ready_total(&s), s.rescued_total),
+        (
+            s.dead,
+            s.running,
+            s.delayed,
+            ready_total(&s),
+            s.rescued_total
+        ),
         (1, 0, 0, 0, 2),
         "{s:?}"
     );
@@ -808,7 +855,10 @@ async fn a_job_whose_lease_expires_on_every_attempt_ends_dead_and_in_the_outbox(
         [(1, ErrorClass::Lost, "w1"), (2, ErrorClass::Lost, "w2")]
     );
     assert_eq!(q.outbox_peek(10).await.unwrap(), [spec.id]);
-    assert!(lease(&q, "w3", 1, &kinds).await.is_empty(), "dead is not fetched");
+    assert!(
+        lease(&q, "w3", 1, &kinds).await.is_empty(),
+        "dead is not fetched"
+    );
     assert!(running_by_tenant(&q).await.is_empty());
 }
 
@@ -871,7 +921,7 @@ async fn twenty_thousand_due_jobs_drain_through_one_worker() {
     assert!(w.alive(), "no fetch ever ended the worker");
     eprintln!("20,000 jobs drained in {took:?}");
     w.stop().await;
-    purge_namespace(&q).await;
+    delete_namespace(&q).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -882,7 +932,9 @@ async fn promotion_of_due_jobs_is_bounded_per_fetch_and_still_drains() {
         ..test_config("promote")
     };
     let q = queue_with_clock(cfg, clock.clone()).await;
-    q.enqueue_many(&big_backlog(Some(T0 + 1_000))).await.unwrap();
+    q.enqueue_many(&big_backlog(Some(T0 + 1_000)))
+        .await
+        .unwrap();
     let s = q.stats().await.unwrap();
     assert_eq!((s.delayed, ready_total(&s)), (BIG as u64, 0));
     assert!(
@@ -917,16 +969,20 @@ async fn promotion_of_due_jobs_is_bounded_per_fetch_and_still_drains() {
         test_worker_options("promote-worker"),
         counting_handler(count.clone()),
     );
-    let s = eventually(Duration::from_secs(45), "every promoted job runs", || async {
-        assert!(w.alive(), "the worker stopped while draining");
-        let s = q.stats().await.unwrap();
-        (s.succeeded_total == BIG as u64).then_some(s)
-    })
+    let s = eventually(
+        Duration::from_secs(45),
+        "every promoted job runs",
+        || async {
+            assert!(w.alive(), "the worker stopped while draining");
+            let s = q.stats().await.unwrap();
+            (s.succeeded_total == BIG as u64).then_some(s)
+        },
+    )
     .await;
     assert_eq!(live_total(&s), 0, "{s:?}");
     assert_eq!(count.load(Ordering::Relaxed), BIG - 3);
     w.stop().await;
-    purge_namespace(&q).await;
+    delete_namespace(&q).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -963,6 +1019,8 @@ async fn succeeded_job_records_expire_after_the_retention() {
     let spec = job(JobKind::OrderPull, TenantId::new(), ConnectionId::new());
     q0.enqueue(&spec).await.unwrap();
     let got = lease(&q0, "w", 1, &JobKind::by_priority()).await;
-    q0.ack(&[ack(&got[0], AckOutcome::Succeeded)]).await.unwrap();
+    q0.ack(&[ack(&got[0], AckOutcome::Succeeded)])
+        .await
+        .unwrap();
     assert!(q0.job(spec.id).await.unwrap().is_none());
 }

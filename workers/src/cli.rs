@@ -170,6 +170,16 @@ enum TenantsCmd {
     },
     /// List tenants with their connections.
     List,
+    /// Set a tenant's own concurrency cap (jobs running at once across the fleet), or go back to
+    /// the fleet default with `--default`.
+    Cap {
+        /// Tenant id or slug.
+        tenant: String,
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        cap: Option<u32>,
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -206,7 +216,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Worker(args) => worker(cfg, args).await,
         Cmd::Scheduler { interval_secs } => {
             let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
-            let interval = Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
+            let interval =
+                Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
             let cancel = CancellationToken::new();
             let probes = process::Probes {
                 queue: queue.clone(),
@@ -221,7 +232,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Enqueue(EnqueueCmd::Heartbeat { interval_secs }) => {
             let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
-            let interval = Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
+            let interval =
+                Duration::from_secs(interval_secs.unwrap_or(cfg.scheduler.interval_secs));
             let r = heartbeat::enqueue_heartbeat(&queue, &pool, interval).await?;
             println!(
                 "bucket {}: {} connections, {} jobs enqueued, {} already waiting, {} already enqueued in this bucket",
@@ -246,10 +258,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, false) => Scope::Skus { skus },
                 (None, true) => Scope::All,
             };
-            let spec = JobSpec::new(kind, JobPayload::v1(tenant, connection, scope, Trigger::Manual));
+            let spec = JobSpec::new(
+                kind,
+                JobPayload::v1(tenant, connection, scope, Trigger::Manual),
+            );
             match queue.enqueue(&spec).await? {
                 Enqueued::New(id) => println!("enqueued {kind} job {id}"),
-                Enqueued::Duplicate(id) => println!("a {kind} job with the same scope is already waiting: {id}"),
+                Enqueued::Duplicate(id) => {
+                    println!("a {kind} job with the same scope is already waiting: {id}")
+                }
                 Enqueued::AlreadyOnce => println!("already enqueued in this window"),
             }
             Ok(())
@@ -261,12 +278,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let s = queue.stats().await?;
             println!("{:<18} {:>10} {:>14}", "kind", "ready", "oldest age (s)");
             for k in &s.kinds {
-                println!("{:<18} {:>10} {:>14.1}", k.kind.as_str(), k.ready, k.oldest_age_ms as f64 / 1000.0);
+                println!(
+                    "{:<18} {:>10} {:>14.1}",
+                    k.kind.as_str(),
+                    k.ready,
+                    k.oldest_age_ms as f64 / 1000.0
+                );
             }
             println!(
                 "delayed {}  running {}  dead {}  workers alive {}\nsince start: enqueued {}  succeeded {}  retried {}  dead {}  rescued {}",
-                s.delayed, s.running, s.dead, s.workers_alive, s.enqueued_total, s.succeeded_total,
-                s.retried_total, s.dead_total, s.rescued_total
+                s.delayed,
+                s.running,
+                s.dead,
+                s.workers_alive,
+                s.enqueued_total,
+                s.succeeded_total,
+                s.retried_total,
+                s.dead_total,
+                s.rescued_total
             );
             Ok(())
         }
@@ -302,13 +331,14 @@ async fn redis_queue(cfg: &Config) -> anyhow::Result<Queue> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -322,10 +352,19 @@ fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
-    format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6])
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
 }
 
-fn backend_options(cfg: &Config, id: String, kinds: Vec<JobKind>, concurrency: Option<usize>) -> BackendOptions {
+fn backend_options(
+    cfg: &Config,
+    id: String,
+    kinds: Vec<JobKind>,
+    concurrency: Option<usize>,
+) -> BackendOptions {
     let mut opts = BackendOptions::new(id);
     if !kinds.is_empty() {
         opts.kinds = kinds;
@@ -354,7 +393,11 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let addr = process::serve_probes(&http, probes, cancel.clone()).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
-    let house = tokio::spawn(process::housekeeping(queue.clone(), pool.clone(), cancel.clone()));
+    let house = tokio::spawn(process::housekeeping(
+        queue.clone(),
+        pool.clone(),
+        cancel.clone(),
+    ));
     tracing::info!(worker = %id, %addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
     let s2 = serving.clone();
     let w = runtime::start_worker(
@@ -369,7 +412,11 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
         },
         Duration::from_secs(cfg.worker.grace_secs),
     );
-    let res = w.run.await;
+    // Only the run future may keep the backend (and so the report channel) alive, so the
+    // recorder ends as soon as the worker has flushed its last report.
+    let runtime::RunningWorker { handle, run } = w;
+    drop(handle);
+    let res = run.await;
     cancel.cancel();
     let _ = house.await;
     // The recorder ends when the backend's report sender is dropped; give it a moment.
@@ -391,55 +438,113 @@ async fn resolve_tenant(pool: &PgPool, key: &Option<String>) -> anyhow::Result<O
 async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
     let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
     match cmd {
-        JobsCmd::List { state, filter, json } => {
+        JobsCmd::List {
+            state,
+            filter,
+            json,
+        } => {
             let tenant = resolve_tenant(&pool, &filter.tenant).await?;
             match state {
                 Some(JobState::Dead) => {
                     let dead = db::list_dead(&pool, &dead_filter(&filter, tenant)).await?;
                     for d in dead {
                         if json {
-                            println!("{}", serde_json::json!({"id": d.job_id, "kind": d.kind, "tenant": d.tenant_id, "attempts": d.attempts, "died_at": d.died_at, "last_error": d.errors.last().map(|e| e.chain.join(": ")), "replayed_as": d.replayed_as}));
+                            println!(
+                                "{}",
+                                serde_json::json!({"id": d.job_id, "kind": d.kind, "tenant": d.tenant_id, "attempts": d.attempts, "died_at": d.died_at, "last_error": d.errors.last().map(|e| e.chain.join(": ")), "replayed_as": d.replayed_as})
+                            );
                         } else {
-                            println!("{}  {:<18} tenant {}  attempts {}/{}  died {}  {}", d.job_id, d.kind.as_str(), d.tenant_id, d.attempts, d.max_attempts, d.died_at.format("%F %T"), d.errors.last().map(|e| e.chain.join(": ")).unwrap_or_default());
+                            println!(
+                                "{}  {:<18} tenant {}  attempts {}/{}  died {}  {}",
+                                d.job_id,
+                                d.kind.as_str(),
+                                d.tenant_id,
+                                d.attempts,
+                                d.max_attempts,
+                                d.died_at.format("%F %T"),
+                                d.errors
+                                    .last()
+                                    .map(|e| e.chain.join(": "))
+                                    .unwrap_or_default()
+                            );
                         }
                     }
                 }
                 Some(JobState::Succeeded) | None => {
-                    let runs = db::list_runs(&pool, &db::RunFilter {
-                        tenant,
-                        kind: filter.kind,
-                        outcome: if state.is_some() { Some(db::RunOutcome::Succeeded) } else { None },
-                        since: filter.since,
-                        until: filter.until,
-                        job: None,
-                        limit: filter.limit,
-                    }).await?;
+                    let runs = db::list_runs(
+                        &pool,
+                        &db::RunFilter {
+                            tenant,
+                            kind: filter.kind,
+                            outcome: if state.is_some() {
+                                Some(db::RunOutcome::Succeeded)
+                            } else {
+                                None
+                            },
+                            since: filter.since,
+                            until: filter.until,
+                            job: None,
+                            limit: filter.limit,
+                        },
+                    )
+                    .await?;
                     for r in runs {
                         if json {
-                            println!("{}", serde_json::json!({"job": r.job_id, "attempt": r.attempt, "kind": r.kind, "tenant": r.tenant_id, "outcome": r.outcome.as_str(), "started_at": r.started_at, "duration_ms": r.duration_ms, "worker": r.worker, "error": r.error}));
+                            println!(
+                                "{}",
+                                serde_json::json!({"job": r.job_id, "attempt": r.attempt, "kind": r.kind, "tenant": r.tenant_id, "outcome": r.outcome.as_str(), "started_at": r.started_at, "duration_ms": r.duration_ms, "worker": r.worker, "error": r.error})
+                            );
                         } else {
-                            println!("{}  #{} {:<18} {:<9} {}  {} ms  {}", r.job_id, r.attempt, r.kind.as_str(), r.outcome.as_str(), r.started_at.format("%F %T"), r.duration_ms, r.error.map(|e| e.chain.join(": ")).unwrap_or_default());
+                            println!(
+                                "{}  #{} {:<18} {:<9} {}  {} ms  {}",
+                                r.job_id,
+                                r.attempt,
+                                r.kind.as_str(),
+                                r.outcome.as_str(),
+                                r.started_at.format("%F %T"),
+                                r.duration_ms,
+                                r.error.map(|e| e.chain.join(": ")).unwrap_or_default()
+                            );
                         }
                     }
                 }
                 Some(live) => {
-                    let ids = queue.ids_in_state(live, filter.kind, filter.limit.max(1) as usize * 4).await?;
+                    let ids = queue
+                        .ids_in_state(live, filter.kind, filter.limit.max(1) as usize * 4)
+                        .await?;
                     let mut shown = 0;
                     for id in ids {
-                        let Some(rec) = queue.job(id).await? else { continue };
-                        if tenant.is_some_and(|t| t.to_string() != rec.tenant) || filter.kind.is_some_and(|k| k.as_str() != rec.kind) {
+                        let Some(rec) = queue.job(id).await? else {
+                            continue;
+                        };
+                        if tenant.is_some_and(|t| t.to_string() != rec.tenant)
+                            || filter.kind.is_some_and(|k| k.as_str() != rec.kind)
+                        {
                             continue;
                         }
-                        if live == JobState::Scheduled || live == JobState::Retrying {
-                            if rec.state != live.as_str() { continue; }
+                        // Scheduled and retrying jobs share the delayed set: tell them apart.
+                        if matches!(live, JobState::Scheduled | JobState::Retrying)
+                            && rec.state != live.as_str()
+                        {
+                            continue;
                         }
                         if json {
                             println!("{}", serde_json::to_string(&rec)?);
                         } else {
-                            println!("{}  {:<18} {:<9} tenant {}  attempts {}/{}", rec.id, rec.kind, rec.state, rec.tenant, rec.attempts, rec.max_attempts);
+                            println!(
+                                "{}  {:<18} {:<9} tenant {}  attempts {}/{}",
+                                rec.id,
+                                rec.kind,
+                                rec.state,
+                                rec.tenant,
+                                rec.attempts,
+                                rec.max_attempts
+                            );
                         }
                         shown += 1;
-                        if shown >= filter.limit { break; }
+                        if shown >= filter.limit {
+                            break;
+                        }
                     }
                 }
             }
@@ -448,29 +553,65 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
         JobsCmd::Show { id } => {
             match queue.job(id).await? {
                 Some(rec) => println!("{}", serde_json::to_string_pretty(&rec)?),
-                None => println!("job {id}: no record in Redis (succeeded and expired, or Redis lost it)"),
+                None => println!(
+                    "job {id}: no record in Redis (succeeded and expired, or Redis lost it)"
+                ),
             }
-            let runs = db::list_runs(&pool, &db::RunFilter { job: Some(id), limit: 1000, ..Default::default() }).await?;
+            let runs = db::list_runs(
+                &pool,
+                &db::RunFilter {
+                    job: Some(id),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await?;
             println!("attempt history ({} runs in Postgres):", runs.len());
             for r in runs.iter().rev() {
-                println!("  #{} {:<9} {}  {} ms  worker {}", r.attempt, r.outcome.as_str(), r.started_at.format("%F %T%.3f"), r.duration_ms, r.worker);
+                println!(
+                    "  #{} {:<9} {}  {} ms  worker {}",
+                    r.attempt,
+                    r.outcome.as_str(),
+                    r.started_at.format("%F %T%.3f"),
+                    r.duration_ms,
+                    r.worker
+                );
                 if let Some(e) = &r.error {
                     for (i, c) in e.chain.iter().enumerate() {
-                        println!("      {}{c}", if i == 0 { "error: " } else { "caused by: " });
+                        println!(
+                            "      {}{c}",
+                            if i == 0 { "error: " } else { "caused by: " }
+                        );
                     }
                 }
             }
             if let Some(d) = db::get_dead(&pool, id).await? {
-                println!("dead since {} after {} attempts{}", d.died_at, d.attempts, d.replayed_as.map(|r| format!("; replayed as {r}")).unwrap_or_default());
+                println!(
+                    "dead since {} after {} attempts{}",
+                    d.died_at,
+                    d.attempts,
+                    d.replayed_as
+                        .map(|r| format!("; replayed as {r}"))
+                        .unwrap_or_default()
+                );
             }
             Ok(())
         }
-        JobsCmd::Replay { id, filter, dry_run } => {
+        JobsCmd::Replay {
+            id,
+            filter,
+            dry_run,
+        } => {
             let dead = match id {
                 Some(id) => match db::get_dead(&pool, id).await? {
-                    Some(d) if d.replayed_as.is_some() => bail!("job {id} was already replayed as {}", d.replayed_as.map(|x| x.to_string()).unwrap_or_default()),
+                    Some(d) if d.replayed_as.is_some() => bail!(
+                        "job {id} was already replayed as {}",
+                        d.replayed_as.map(|x| x.to_string()).unwrap_or_default()
+                    ),
                     Some(d) => vec![d],
-                    None => bail!("job {id} is not a dead job in Postgres (see `megzo jobs list --state dead`)"),
+                    None => bail!(
+                        "job {id} is not a dead job in Postgres (see `megzo jobs list --state dead`)"
+                    ),
                 },
                 None => {
                     let tenant = resolve_tenant(&pool, &filter.tenant).await?;
@@ -485,16 +626,31 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
                 let payload = match serde_json::from_value::<JobPayload>(d.payload.clone()) {
                     Ok(p) => p,
                     Err(e) => {
-                        println!("cannot replay {}: its payload is unreadable ({e}); fix the cause, then enqueue by hand", d.job_id);
+                        println!(
+                            "cannot replay {}: its payload is unreadable ({e}); fix the cause, then enqueue by hand",
+                            d.job_id
+                        );
                         failed += 1;
                         continue;
                     }
                 };
                 if dry_run {
-                    println!("would replay {}  {:<18} tenant {}  (died {} after {} attempts)", d.job_id, d.kind.as_str(), d.tenant_id, d.died_at.format("%F %T"), d.attempts);
+                    println!(
+                        "would replay {}  {:<18} tenant {}  (died {} after {} attempts)",
+                        d.job_id,
+                        d.kind.as_str(),
+                        d.tenant_id,
+                        d.died_at.format("%F %T"),
+                        d.attempts
+                    );
                     continue;
                 }
-                let replay = JobPayload::v1(payload.tenant(), payload.connection(), payload.scope().clone(), Trigger::Replay { of: d.job_id });
+                let replay = JobPayload::v1(
+                    payload.tenant(),
+                    payload.connection(),
+                    payload.scope().clone(),
+                    Trigger::Replay { of: d.job_id },
+                );
                 let spec = JobSpec::new(d.kind, replay);
                 let new_id = match queue.enqueue(&spec).await? {
                     Enqueued::New(id) | Enqueued::Duplicate(id) => id,
@@ -530,18 +686,71 @@ fn dead_filter(f: &Filter, tenant: Option<TenantId>) -> db::DeadFilter {
 async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
     let pool = pg(&cfg).await?;
     match cmd {
-        TenantsCmd::Add { slug, name, erp, marketplace, courier } => {
+        TenantsCmd::Cap {
+            tenant,
+            cap,
+            default,
+        } => {
+            let Some(t) = db::find_tenant(&pool, &tenant).await? else {
+                bail!("no tenant {tenant:?} (by id or slug; see `megzo tenants list`)");
+            };
+            let cap = if default { None } else { cap };
+            let as_i32 = cap
+                .map(|c| i32::try_from(c).context("the cap is too large"))
+                .transpose()?;
+            db::set_tenant_cap(&pool, t.id, as_i32).await?;
+            redis_queue(&cfg).await?.set_tenant_cap(t.id, cap).await?;
+            match cap {
+                Some(c) => println!("tenant {} may run {c} jobs at once", t.slug),
+                None => println!("tenant {} uses the fleet default cap", t.slug),
+            }
+            Ok(())
+        }
+        TenantsCmd::Add {
+            slug,
+            name,
+            erp,
+            marketplace,
+            courier,
+        } => {
             let t = db::add_tenant(&pool, &slug, &name).await?;
-            let c = db::add_connection(&pool, t.id, erp, marketplace, courier, serde_json::json!({})).await?;
-            println!("tenant {} ({}) added with connection {} ({} ⇄ {})", t.slug, t.id, c.id, c.erp, c.marketplace);
+            let c = db::add_connection(
+                &pool,
+                t.id,
+                erp,
+                marketplace,
+                courier,
+                serde_json::json!({}),
+            )
+            .await?;
+            println!(
+                "tenant {} ({}) added with connection {} ({} ⇄ {})",
+                t.slug, t.id, c.id, c.erp, c.marketplace
+            );
             Ok(())
         }
         TenantsCmd::List => {
             let conns = db::list_connections(&pool, None).await?;
             for t in db::list_tenants(&pool).await? {
-                println!("{}  {:<20} {}{}", t.id, t.slug, t.name, if t.active { "" } else { "  (inactive)" });
+                println!(
+                    "{}  {:<20} {}{}{}",
+                    t.id,
+                    t.slug,
+                    t.name,
+                    t.concurrency_cap
+                        .map(|c| format!("  (cap {c})"))
+                        .unwrap_or_default(),
+                    if t.active { "" } else { "  (inactive)" }
+                );
                 for c in conns.iter().filter(|c| c.tenant_id == t.id) {
-                    println!("    connection {}  {} ⇄ {}{}{}", c.id, c.erp, c.marketplace, c.courier.map(|x| format!(" + {x}")).unwrap_or_default(), if c.enabled { "" } else { "  (disabled)" });
+                    println!(
+                        "    connection {}  {} ⇄ {}{}{}",
+                        c.id,
+                        c.erp,
+                        c.marketplace,
+                        c.courier.map(|x| format!(" + {x}")).unwrap_or_default(),
+                        if c.enabled { "" } else { "  (disabled)" }
+                    );
                 }
             }
             Ok(())
@@ -556,38 +765,76 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         let slug = format!("demo-{i}");
         if db::find_tenant(&pool, &slug).await?.is_none() {
             let t = db::add_tenant(&pool, &slug, &format!("Demo merchant {i}")).await?;
-            db::add_connection(&pool, t.id, Erp::Noop, Marketplace::Noop, None, serde_json::json!({})).await?;
+            db::add_connection(
+                &pool,
+                t.id,
+                Erp::Noop,
+                Marketplace::Noop,
+                None,
+                serde_json::json!({}),
+            )
+            .await?;
         }
     }
-    println!("demo: {} tenants on the no-op connector, {} workers, heartbeat every {} s", args.tenants, args.workers, args.interval_secs);
+    println!(
+        "demo: {} tenants on the no-op connector, {} workers, heartbeat every {} s",
+        args.tenants, args.workers, args.interval_secs
+    );
     let cancel = CancellationToken::new();
     let stop = {
         let cancel = cancel.clone();
         let duration = args.duration_secs;
         async move {
             match duration {
-                Some(s) => tokio::select! { _ = tokio::time::sleep(Duration::from_secs(s)) => {}, _ = shutdown_signal() => {} },
+                Some(s) => {
+                    tokio::select! { _ = tokio::time::sleep(Duration::from_secs(s)) => {}, _ = shutdown_signal() => {} }
+                }
                 None => shutdown_signal().await,
             }
             cancel.cancel();
         }
     };
     tokio::spawn(stop);
-    let probes = process::Probes { queue: queue.clone(), pool: Some(pool.clone()), serving: Arc::new(AtomicBool::new(true)) };
+    let probes = process::Probes {
+        queue: queue.clone(),
+        pool: Some(pool.clone()),
+        serving: Arc::new(AtomicBool::new(true)),
+    };
     let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
     println!("metrics on http://{addr}/metrics");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
-    let house = tokio::spawn(process::housekeeping(queue.clone(), pool.clone(), cancel.clone()));
+    let house = tokio::spawn(process::housekeeping(
+        queue.clone(),
+        pool.clone(),
+        cancel.clone(),
+    ));
     let sched = {
         let c = cancel.clone();
-        tokio::spawn(heartbeat::run_scheduler(queue.clone(), pool.clone(), Duration::from_secs(args.interval_secs.max(1)), async move { c.cancelled().await }))
+        tokio::spawn(heartbeat::run_scheduler(
+            queue.clone(),
+            pool.clone(),
+            Duration::from_secs(args.interval_secs.max(1)),
+            async move { c.cancelled().await },
+        ))
     };
     let mut runs = Vec::new();
     for i in 0..args.workers.max(1) {
-        let opts = backend_options(&cfg, format!("{}-demo{i}", default_worker_id()), Vec::new(), None);
+        let opts = backend_options(
+            &cfg,
+            format!("{}-demo{i}", default_worker_id()),
+            Vec::new(),
+            None,
+        );
         let c = cancel.clone();
-        let w = runtime::start_worker(queue.clone(), opts, flows::flow_handler(pool.clone()), Some(tx.clone()), async move { c.cancelled().await }, Duration::from_secs(cfg.worker.grace_secs));
+        let w = runtime::start_worker(
+            queue.clone(),
+            opts,
+            flows::flow_handler(pool.clone()),
+            Some(tx.clone()),
+            async move { c.cancelled().await },
+            Duration::from_secs(cfg.worker.grace_secs),
+        );
         runs.push(tokio::spawn(w.run));
     }
     drop(tx);
@@ -598,7 +845,15 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
                 tokio::select! { _ = tokio::time::sleep(Duration::from_secs(5)) => {}, _ = c.cancelled() => return }
                 if let Ok(s) = queue.stats().await {
                     let ready: u64 = s.kinds.iter().map(|k| k.ready).sum();
-                    println!("fleet: {} workers alive | ready {ready} delayed {} running {} dead {} | enqueued {} succeeded {}", s.workers_alive, s.delayed, s.running, s.dead, s.enqueued_total, s.succeeded_total);
+                    println!(
+                        "fleet: {} workers alive | ready {ready} delayed {} running {} dead {} | enqueued {} succeeded {}",
+                        s.workers_alive,
+                        s.delayed,
+                        s.running,
+                        s.dead,
+                        s.enqueued_total,
+                        s.succeeded_total
+                    );
                 }
             }
         })
@@ -610,7 +865,24 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
     let _ = house.await;
     let _ = status.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
-    let runs = db::list_runs(&pool, &db::RunFilter { limit: 1, ..Default::default() }).await?;
-    println!("demo stopped; latest recorded run: {}", runs.first().map(|r| format!("{} {} {}", r.kind.as_str(), r.outcome.as_str(), r.finished_at)).unwrap_or_else(|| "none".into()));
+    let runs = db::list_runs(
+        &pool,
+        &db::RunFilter {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!(
+        "demo stopped; latest recorded run: {}",
+        runs.first()
+            .map(|r| format!(
+                "{} {} {}",
+                r.kind.as_str(),
+                r.outcome.as_str(),
+                r.finished_at
+            ))
+            .unwrap_or_else(|| "none".into())
+    );
     Ok(())
 }

@@ -33,7 +33,10 @@ async fn run_flow(pool: &PgPool, job: &Job) -> Result<(), JobError> {
         )));
     };
     if !conn.enabled {
-        tracing::info!(job_kind = job.kind.as_str(), "connection disabled; nothing to do");
+        tracing::info!(
+            job_kind = job.kind.as_str(),
+            "connection disabled; nothing to do"
+        );
         return Ok(());
     }
     match (conn.erp, conn.marketplace) {

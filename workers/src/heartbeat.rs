@@ -121,13 +121,17 @@ pub async fn run_scheduler(
                     already_in_bucket = r.already_in_bucket,
                     "heartbeat"
                 );
-                metrics::counter!("megzo_heartbeat_jobs_enqueued_total").increment(r.enqueued as u64);
+                metrics::counter!("megzo_heartbeat_jobs_enqueued_total")
+                    .increment(r.enqueued as u64);
                 let interval_ms = interval.as_millis() as u64;
                 let now = queue.now_ms();
                 Duration::from_millis(interval_ms - now % interval_ms)
             }
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "heartbeat failed; retrying in 5 s");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "heartbeat failed; retrying in 5 s"
+                );
                 Duration::from_secs(5)
             }
         };
@@ -154,8 +158,16 @@ mod tests {
             .iter()
             .map(|s| s.once.as_ref().unwrap().member.clone())
             .collect();
-        assert_eq!(members.len(), 12, "once-keys are distinct per tenant, connection and flow");
-        assert!(specs.iter().all(|s| s.once.as_ref().unwrap().scope == "hb:7"));
+        assert_eq!(
+            members.len(),
+            12,
+            "once-keys are distinct per tenant, connection and flow"
+        );
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.once.as_ref().unwrap().scope == "hb:7")
+        );
         assert!(specs.iter().all(|s| s.dedupe_key.is_some()));
     }
 

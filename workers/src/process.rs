@@ -5,7 +5,7 @@
 //! - the **dead-job syncer**: copies dead jobs from the Redis outbox into `dead_jobs` before
 //!   removing them from the outbox (at-least-once, idempotent on the job id), so replay works
 //!   after Redis was flushed;
-//! - **housekeeping**: drops dead jobs past their Redis retention, forgets silent workers,
+//! - **housekeeping**: copies tenants' concurrency caps to Redis, drops dead jobs past their Redis retention, forgets silent workers,
 //!   publishes queue depth and age as gauges;
 //! - the **HTTP server**: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer
 //!   and the backend is fetching), `/metrics` (Prometheus).
@@ -58,7 +58,9 @@ pub fn run_record(r: &AttemptReport) -> Option<RunRecord> {
             serde_json::to_value(&j.payload).unwrap_or_default(),
         ),
         None => (
-            r.tenant.parse().unwrap_or_else(|_| uuid::Uuid::nil().into()),
+            r.tenant
+                .parse()
+                .unwrap_or_else(|_| uuid::Uuid::nil().into()),
             uuid::Uuid::nil().into(),
             "unknown".to_owned(),
             serde_json::Value::Null,
@@ -154,6 +156,17 @@ pub async fn sync_dead(queue: &Queue, pool: &PgPool) -> anyhow::Result<usize> {
     Ok(rows.len())
 }
 
+/// Copies tenants' own concurrency caps from Postgres (the authority) to Redis, where the fetch
+/// script reads them.
+pub async fn sync_caps(queue: &Queue, pool: &PgPool) -> anyhow::Result<()> {
+    for (tenant, cap) in db::tenant_caps(pool).await? {
+        queue
+            .set_tenant_cap(tenant, Some(cap.max(0) as u32))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Housekeeping loop; see the module doc.
 pub async fn housekeeping(queue: Queue, pool: PgPool, cancel: CancellationToken) {
     let mut tick: u64 = 0;
@@ -163,13 +176,16 @@ pub async fn housekeeping(queue: Queue, pool: PgPool, cancel: CancellationToken)
             Ok(n) => tracing::info!(count = n, "dead jobs copied to Postgres"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "dead-job sync failed"),
         }
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             match queue.stats().await {
                 Ok(s) => telemetry::metrics::queue_stats(&s),
                 Err(e) => tracing::warn!(error = %e, "queue stats failed"),
             }
         }
-        if tick % 60 == 0 {
+        if tick.is_multiple_of(60) {
+            if let Err(e) = sync_caps(&queue, &pool).await {
+                tracing::warn!(error = format!("{e:#}"), "tenant cap sync failed");
+            }
             let _ = queue.trim_dead(1_000).await;
             let _ = queue.prune_workers(10 * queue.config().lease_ms).await;
         }
@@ -217,7 +233,9 @@ async fn readyz(State(p): State<Probes>) -> (StatusCode, String) {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}"));
     }
     if let Some(pool) = &p.pool
-        && let Err(e) = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await
+        && let Err(e) = sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(pool)
+            .await
     {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("postgres: {e}"));
     }

@@ -49,7 +49,7 @@ pub use orders::{Claim, OrderRow, OrderState, claim_order, fenced_set_order_stat
 pub use runs::{RunFilter, RunOutcome, RunRecord, RunRow, insert_runs, list_runs};
 pub use tenants::{
     Connection, Tenant, add_connection, add_tenant, find_tenant, heartbeat_targets,
-    list_connections, list_tenants,
+    list_connections, list_tenants, set_tenant_cap, tenant_caps,
 };
 
 /// The schema migrations, embedded at compile time from `migrations/` at the workspace root.
@@ -230,8 +230,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreachable_server_is_a_connect_error() {
-        let err = connect("postgres://nobody@127.0.0.1:1/x", 1)
+    async fn a_bad_url_is_a_connect_error() {
+        // (An unreachable server is retried until the acquire timeout, 10 s: too slow for a test.)
+        let err = connect("postgres://nobody@127.0.0.1:notaport/x", 1)
             .await
             .unwrap_err();
         assert!(matches!(err, DbError::Connect(_)), "{err}");

@@ -186,6 +186,46 @@ pub async fn list_tenants(pool: &PgPool) -> Result<Vec<Tenant>, DbError> {
     Ok(rows.into_iter().map(Tenant::from).collect())
 }
 
+/// Sets (or with `None` clears) a tenant's own concurrency cap: the most jobs of the tenant
+/// running at once across the fleet. Workers copy caps to Redis (`{ns}:caps`) every minute, so
+/// the cap survives a Redis data loss. Refuses a negative cap and an unknown tenant.
+pub async fn set_tenant_cap(
+    pool: &PgPool,
+    tenant: TenantId,
+    cap: Option<i32>,
+) -> Result<(), DbError> {
+    if let Some(c) = cap
+        && c < 0
+    {
+        return Err(DbError::Invalid {
+            what: "concurrency cap",
+            value: c.to_string(),
+            reason: "must be 0 (no cap) or more; leave it unset for the fleet default".into(),
+        });
+    }
+    let done = sqlx::query!(
+        "UPDATE tenants SET concurrency_cap = $2 WHERE id = $1",
+        tenant.0,
+        cap
+    )
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::UnknownTenant(tenant.to_string()));
+    }
+    Ok(())
+}
+
+/// Every tenant that has its own cap, for the workers to copy to Redis.
+pub async fn tenant_caps(pool: &PgPool) -> Result<Vec<(TenantId, i32)>, DbError> {
+    let rows = sqlx::query!(
+        "SELECT id, concurrency_cap AS \"cap!\" FROM tenants WHERE concurrency_cap IS NOT NULL ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (TenantId(r.id), r.cap)).collect())
+}
+
 /// Adds an enabled connection to `tenant`. `settings` must be a JSON object. Refuses an unknown
 /// tenant ([`DbError::UnknownTenant`]) and a second connection of the same ERP/marketplace pair
 /// for the same tenant ([`DbError::Duplicate`]).

@@ -396,7 +396,7 @@ impl Queue {
             inv.arg(k.as_str());
         }
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await?;
-        if reply.len() % 7 != 0 {
+        if !reply.len().is_multiple_of(7) {
             return Err(QueueError::Protocol {
                 script: "fetch",
                 detail: format!("reply of {} fields is not a multiple of 7", reply.len()),
@@ -528,7 +528,7 @@ impl Queue {
             .arg(self.now_ms())
             .arg(limit);
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await?;
-        if reply.len() % 7 != 0 {
+        if !reply.len().is_multiple_of(7) {
             return Err(QueueError::Protocol {
                 script: "reap",
                 detail: format!("reply of {} fields is not a multiple of 7", reply.len()),
