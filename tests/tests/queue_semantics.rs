@@ -1024,3 +1024,104 @@ async fn succeeded_job_records_expire_after_the_retention() {
         .unwrap();
     assert!(q0.job(spec.id).await.unwrap().is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review follow-ups: dedupe after rescue, lease renewal by the holder only, per-kind scan budget
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_rescued_job_waits_with_its_dedupe_key_again() {
+    let clock = manual_clock();
+    let q = queue_with_clock(test_config("dedupe-rescue"), clock.clone()).await;
+    let (t, c) = (TenantId::new(), ConnectionId::new());
+    let spec = || {
+        JobSpec::new(
+            JobKind::OrderPull,
+            JobPayload::v1(t, c, Scope::All, Trigger::Webhook),
+        )
+    };
+    let Enqueued::New(id) = q.enqueue(&spec()).await.unwrap() else {
+        panic!("first enqueue creates the job");
+    };
+    assert_eq!(lease(&q, "w1", 1, &[JobKind::OrderPull]).await.len(), 1);
+    clock.advance(Duration::from_millis(q.config().lease_ms + 1));
+    let reaped = q.reap(10).await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert!(!reaped[0].dead);
+    assert_eq!(
+        q.enqueue(&spec()).await.unwrap(),
+        Enqueued::Duplicate(id),
+        "the rescued job waits again, so the same work is not queued twice"
+    );
+    assert_eq!(ready_total(&q.stats().await.unwrap()), 1);
+    delete_namespace(&q).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_former_holder_cannot_extend_the_new_holders_lease() {
+    let clock = manual_clock();
+    let q = queue_with_clock(test_config("renew-holder"), clock.clone()).await;
+    let (t, c) = (TenantId::new(), ConnectionId::new());
+    q.enqueue(&job(JobKind::StockPush, t, c)).await.unwrap();
+    let first = lease(&q, "w1", 1, &[JobKind::StockPush]).await;
+    let id = first[0].id;
+    clock.advance(Duration::from_millis(q.config().lease_ms + 1));
+    assert_eq!(q.reap(10).await.unwrap().len(), 1);
+    let second = lease(&q, "w2", 1, &[JobKind::StockPush]).await;
+    assert_eq!(second[0].attempt, 2);
+    let leases = q.keys().leases();
+    let w2_deadline = zscore_ms(&q, &leases, &id.to_string()).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        q.renew("w1", &[id]).await.unwrap(),
+        0,
+        "w1 no longer holds it"
+    );
+    assert_eq!(
+        zscore_ms(&q, &leases, &id.to_string()).await.unwrap(),
+        w2_deadline,
+        "the lease keeps w2's deadline, so if w2 dies the job is rescued on time"
+    );
+    assert_eq!(q.renew("w2", &[id]).await.unwrap(), 1);
+    assert!(zscore_ms(&q, &leases, &id.to_string()).await.unwrap() > w2_deadline);
+    delete_namespace(&q).await.unwrap();
+}
+
+#[tokio::test]
+async fn capped_tenants_in_one_kind_do_not_use_up_the_scan_budget_of_the_next() {
+    let cfg = QueueConfig {
+        tenant_cap: 1,
+        max_scan: 4,
+        ..test_config("scan-budget")
+    };
+    let q = queue(cfg).await;
+    let c = ConnectionId::new();
+    // Ten tenants, each running one order pull (at its cap of 1) with one more waiting.
+    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::new()).collect();
+    for t in &tenants {
+        q.enqueue_many(&[
+            job(JobKind::OrderPull, *t, c),
+            job(JobKind::OrderPull, *t, c),
+        ])
+        .await
+        .unwrap();
+    }
+    let mut running = 0;
+    while running < 10 {
+        let got = lease(&q, "w", 10, &[JobKind::OrderPull]).await;
+        assert!(!got.is_empty(), "every tenant gets its one slot");
+        running += got.len();
+    }
+    let other = TenantId::new();
+    q.enqueue(&job(JobKind::CatalogPush, other, c))
+        .await
+        .unwrap();
+    let got = lease(&q, "w", 1, &JobKind::by_priority()).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "the catalog job of an uncapped tenant is served"
+    );
+    assert_eq!(got[0].kind, JobKind::CatalogPush);
+    delete_namespace(&q).await.unwrap();
+}

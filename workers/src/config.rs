@@ -58,8 +58,8 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             concurrency: 64,
-            prefetch: 64,
-            batch: 64,
+            prefetch: 8,
+            batch: 32,
             poll_interval_ms: 100,
             reap_interval_ms: 5_000,
             grace_secs: 25,

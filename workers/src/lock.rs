@@ -8,9 +8,9 @@
 //! its TTL (GC, swap, a stalled VM) wakes up believing it still holds it, and only the fence
 //! stops its write.
 //!
-//! If Redis lost the counter (restart without persistence) it is re-seeded from the clock in
-//! microseconds, which is larger than any fence issued before (unless more than a million fences
-//! per second were issued), so fences stay monotonic across a Redis data loss.
+//! If Redis lost the counter (restart without persistence) it is re-seeded from the Redis
+//! server's clock in microseconds, which is larger than any fence issued before (unless more than
+//! a million fences per second were issued), so fences stay monotonic across a Redis data loss.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -24,10 +24,13 @@ use crate::queue::{Queue, QueueError};
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
--- KEYS[1] lock, KEYS[2] fence counter; ARGV token, ttl ms, now µs
+-- KEYS[1] lock, KEYS[2] fence counter; ARGV token, ttl ms
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('SET', KEYS[2], ARGV[3])
+    -- Re-seed from the server's clock in microseconds (one clock for every worker, so no
+    -- skew between them): larger than any fence issued before the counter was lost.
+    local t = redis.call('TIME')
+    redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
   end
   return redis.call('INCR', KEYS[2])
 end
@@ -96,13 +99,11 @@ impl OrderLock {
         let fence_key = queue.keys().fence(tenant);
         let token = uuid::Uuid::new_v4().simple().to_string();
         let ttl_ms = ttl.as_millis().max(1) as u64;
-        let now_us = queue.now_ms().saturating_mul(1000);
         let fence: Option<i64> = ACQUIRE
             .key(&key)
             .key(&fence_key)
             .arg(&token)
             .arg(ttl_ms)
-            .arg(now_us)
             .invoke_async(&mut queue.connection())
             .await?;
         let Some(fence) = fence else {

@@ -70,8 +70,8 @@ impl BackendOptions {
             worker_id: worker_id.into(),
             kinds: JobKind::by_priority(),
             concurrency: 64,
-            prefetch: 64,
-            batch: 64,
+            prefetch: 8,
+            batch: 32,
             poll_interval: Duration::from_millis(100),
             reap_interval: Duration::from_secs(5),
             timeout_override: None,
@@ -609,7 +609,7 @@ async fn lease_keeper(shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
         let ids: Vec<JobId> = shared.held_ids().into_iter().map(|(id, ..)| id).collect();
         let wait = match shared.queue.renew(&shared.worker_id, &ids).await {
-            Ok(()) => every,
+            Ok(_) => every,
             Err(e) => {
                 m::redis_error("renew");
                 tracing::warn!(error = %e, held = ids.len(), "lease renewal failed; retrying soon");

@@ -487,27 +487,34 @@ impl Queue {
             .collect()
     }
 
-    /// Extends the leases of jobs this worker holds and records the worker's heartbeat.
-    /// `ZADD XX` only touches leases that still exist, so a lease already rescued is not
-    /// resurrected.
-    pub async fn renew(&self, worker: &str, ids: &[JobId]) -> Result<(), QueueError> {
+    /// Extends the leases of jobs this worker still holds and records the worker's heartbeat.
+    /// A lease already rescued (or now held by another worker) is left alone. Returns how many
+    /// leases were extended.
+    pub async fn renew(&self, worker: &str, ids: &[JobId]) -> Result<usize, QueueError> {
         let now = self.now_ms();
         let deadline = now + self.cfg.lease_ms;
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZADD")
-            .arg(self.keys.workers())
-            .arg(now)
-            .arg(worker)
-            .ignore();
-        for chunk in ids.chunks(1_000) {
-            let cmd = pipe.cmd("ZADD").arg(self.keys.leases()).arg("XX");
+        let mut total = 0;
+        // One call per 1,000 ids keeps each script short; an empty list still records the
+        // heartbeat.
+        let chunks: Vec<&[JobId]> = if ids.is_empty() {
+            vec![&[]]
+        } else {
+            ids.chunks(1_000).collect()
+        };
+        for chunk in chunks {
+            let mut inv = SCRIPTS.renew.prepare_invoke();
+            inv.key(self.keys.leases())
+                .arg(self.keys.tag())
+                .arg(now)
+                .arg(deadline)
+                .arg(worker);
             for id in chunk {
-                cmd.arg(deadline).arg(id.to_string());
+                inv.arg(id.to_string());
             }
-            cmd.ignore();
+            let n: usize = inv.invoke_async(&mut self.conn.clone()).await?;
+            total += n;
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
-        Ok(())
+        Ok(total)
     }
 
     /// Removes a stopped worker from the fleet view.

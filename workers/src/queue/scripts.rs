@@ -22,6 +22,7 @@ pub(crate) struct Scripts {
     pub fetch: Script,
     pub ack: Script,
     pub reap: Script,
+    pub renew: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -29,4 +30,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     fetch: build(include_str!("lua/fetch.lua")),
     ack: build(include_str!("lua/ack.lua")),
     reap: build(include_str!("lua/reap.lua")),
+    renew: build(include_str!("lua/renew.lua")),
 });

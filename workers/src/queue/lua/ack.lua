@@ -55,6 +55,7 @@ for _ = 1, n do
       redis.call('HSET', jk, 's', 'ready')
       redis.call('HDEL', jk, 'w')
       make_ready(kind, tenant, id, now, true)
+      reclaim_dedupe(jk, id)
       out[#out + 1] = 'release'
     else
       make_dead(jk, id, now)

@@ -37,3 +37,13 @@ local function make_dead(jk, id, now)
   redis.call('RPUSH', tag .. ':outbox', id)
   redis.call('HINCRBY', tag .. ':stats', 'dead', 1)
 end
+
+-- A job that waits again after having started (rescued from a lost lease, or released at
+-- shutdown) takes its dedupe key back if no other job holds it, so enqueueing the same work
+-- again is still a no-op while it waits.
+local function reclaim_dedupe(jk, id)
+  local d = redis.call('HGET', jk, 'd')
+  if d and d ~= '' then
+    redis.call('HSETNX', tag .. ':dedupe', d, id)
+  end
+end

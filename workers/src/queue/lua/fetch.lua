@@ -32,9 +32,11 @@ local running = tag .. ':running'
 local caps = tag .. ':caps'
 local leases = tag .. ':leases'
 local dedupe = tag .. ':dedupe'
-local scans = 0
 for k = 10, #ARGV do
-  if taken >= want or scans >= max_scan then break end
+  if taken >= want then break end
+  -- Each kind has its own scan budget, so tenants at their cap in one kind cannot use up the
+  -- budget of the kinds after it.
+  local scans = 0
   local kind = ARGV[k]
   local ring = tag .. ':ring:' .. kind
   local queued = tag .. ':queued:' .. kind

@@ -36,6 +36,7 @@ for _, id in ipairs(ids) do
       redis.call('HSET', jk, 's', 'ready')
       redis.call('HDEL', jk, 'w')
       make_ready(kind, tenant, id, now, true)
+      reclaim_dedupe(jk, id)
       status = 'rescued'
     end
     out[#out + 1] = id
