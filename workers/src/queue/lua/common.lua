@@ -5,8 +5,25 @@ local tag = ARGV[1]
 -- Makes a job ready: appends (or, for rescued and released jobs, prepends) it to its tenant's
 -- list for its kind, puts the tenant in the kind's round-robin ring if the list was empty, and
 -- records when it became ready (depth and oldest-age metrics).
+-- Per-kind key names, built once per script call (string building is a large share of a
+-- script's cost in Redis's Lua).
+local kind_keys = {}
+local function keys_of(kind)
+  local k = kind_keys[kind]
+  if not k then
+    k = {
+      ready = tag .. ':ready:' .. kind .. ':',
+      ring = tag .. ':ring:' .. kind,
+      queued = tag .. ':queued:' .. kind,
+    }
+    kind_keys[kind] = k
+  end
+  return k
+end
+
 local function make_ready(kind, tenant, id, now, front)
-  local rl = tag .. ':ready:' .. kind .. ':' .. tenant
+  local k = keys_of(kind)
+  local rl = k.ready .. tenant
   local len
   if front then
     len = redis.call('LPUSH', rl, id)
@@ -14,9 +31,9 @@ local function make_ready(kind, tenant, id, now, front)
     len = redis.call('RPUSH', rl, id)
   end
   if len == 1 then
-    redis.call('RPUSH', tag .. ':ring:' .. kind, tenant)
+    redis.call('RPUSH', k.ring, tenant)
   end
-  redis.call('ZADD', tag .. ':queued:' .. kind, now, id)
+  redis.call('ZADD', k.queued, now, id)
 end
 
 -- One job fewer running for the tenant (the per-tenant cap).

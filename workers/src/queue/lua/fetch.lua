@@ -38,8 +38,9 @@ for k = 10, #ARGV do
   -- budget of the kinds after it.
   local scans = 0
   local kind = ARGV[k]
-  local ring = tag .. ':ring:' .. kind
-  local queued = tag .. ':queued:' .. kind
+  local kk = keys_of(kind)
+  local ring = kk.ring
+  local queued = kk.queued
   local len = redis.call('LLEN', ring)
   -- idle counts tenants visited since the last take: a full lap without a take means every
   -- tenant of this kind is at its cap.
@@ -55,7 +56,7 @@ for k = 10, #ARGV do
     if room <= 0 then
       idle = idle + 1
     else
-      local rl = tag .. ':ready:' .. kind .. ':' .. tenant
+      local rl = kk.ready .. tenant
       local ids = redis.call('LPOP', rl, room)
       if redis.call('LLEN', rl) == 0 then
         -- The tenant was just rotated to the tail: remove it from the ring.

@@ -4,9 +4,15 @@
 --   once scope ('' = none), once member, once ttl ms
 -- Returns, per job, a status ('new', 'dup' = a job with the dedupe key is waiting, 'once' = already
 -- enqueued in this window) and the id of the job that stands for it.
+-- The common path (a new job) costs five or six commands; a heartbeat of 60,000 jobs is 120 calls.
 local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local dedupe_key = tag .. ':dedupe'
 local out = {}
+local expiring = {}
+local job_prefix = tag .. ':job:'
+local once_prefix = tag .. ':once:'
+local created = 0
 local i = 4
 for _ = 1, n do
   local id, kind, tenant, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -15,25 +21,28 @@ for _ = 1, n do
   i = i + 10
   local status, stands_for = 'new', id
   if oscope ~= '' then
-    local okey = tag .. ':once:' .. oscope
-    local prev = redis.call('HGET', okey, omember)
-    if prev then
-      status, stands_for = 'once', prev
-    else
-      redis.call('HSET', okey, omember, id)
+    local okey = once_prefix .. oscope
+    if redis.call('SADD', okey, omember) == 0 then
+      status, stands_for = 'once', ''
+    elseif not expiring[okey] then
+      -- The window's set expires as a whole, once per script call is enough.
       redis.call('PEXPIRE', okey, ottl, 'NX')
+      expiring[okey] = true
     end
   end
   if status == 'new' and dedupe ~= '' then
-    local cur = redis.call('HGET', tag .. ':dedupe', dedupe)
-    if cur and redis.call('EXISTS', tag .. ':job:' .. cur) == 1 then
-      status, stands_for = 'dup', cur
-    else
-      redis.call('HSET', tag .. ':dedupe', dedupe, id)
+    if redis.call('HSETNX', dedupe_key, dedupe, id) == 0 then
+      local cur = redis.call('HGET', dedupe_key, dedupe)
+      if redis.call('EXISTS', job_prefix .. cur) == 1 then
+        status, stands_for = 'dup', cur
+      else
+        -- A stale entry (its job expired or was removed): take it over.
+        redis.call('HSET', dedupe_key, dedupe, id)
+      end
     end
   end
   if status == 'new' then
-    local jk = tag .. ':job:' .. id
+    local jk = job_prefix .. id
     if run_at > now then
       redis.call('HSET', jk, 'k', kind, 't', tenant, 'p', payload, 'a', 0, 'm', max,
         's', 'scheduled', 'e', now, 'd', dedupe)
@@ -43,9 +52,12 @@ for _ = 1, n do
         's', 'ready', 'e', now, 'd', dedupe)
       make_ready(kind, tenant, id, now, false)
     end
-    redis.call('HINCRBY', tag .. ':stats', 'enqueued', 1)
+    created = created + 1
   end
   out[#out + 1] = status
   out[#out + 1] = stands_for
+end
+if created > 0 then
+  redis.call('HINCRBY', tag .. ':stats', 'enqueued', created)
 end
 return out

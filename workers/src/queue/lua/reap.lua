@@ -10,7 +10,10 @@ local limit = tonumber(ARGV[3])
 local leases = tag .. ':leases'
 local out = {}
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(ids) do
+-- Rescued jobs go back to the head of their lists; walking the earliest-leased last keeps them
+-- in their original order there.
+for k = #ids, 1, -1 do
+  local id = ids[k]
   redis.call('ZREM', leases, id)
   local jk = tag .. ':job:' .. id
   local f = redis.call('HMGET', jk, 'a', 'm', 't', 'k', 'w', 'l')
