@@ -11,36 +11,40 @@ local retention = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local leases = tag .. ':leases'
 local stats = tag .. ':stats'
+local job_prefix = tag .. ':job:'
 local out = {}
+-- Counter and per-tenant slot updates are summed over the batch and written once at the end.
+local freed = {}
+local succeeded, retried = 0, 0
 local i = 5
 for _ = 1, n do
   local id, attempt, outcome, due, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
-  local jk = tag .. ':job:' .. id
+  local jk = job_prefix .. id
   local cur = redis.call('HMGET', jk, 'a', 't', 'm', 'k')
   if (not cur[1]) or cur[1] ~= attempt or redis.call('ZREM', leases, id) == 0 then
     out[#out + 1] = 'stale'
   else
     local tenant, max, kind = cur[2], tonumber(cur[3]), cur[4]
-    release_slot(tenant)
+    freed[tenant] = (freed[tenant] or 0) + 1
     if err ~= '' then
       redis.call('HSET', jk, 'f' .. attempt, err)
     end
     if outcome == 'ok' then
-      redis.call('HSET', jk, 's', 'succeeded', 'z', now)
-      redis.call('HDEL', jk, 'w')
+      -- The record keeps `w`: who ran the job is worth seeing until it expires.
       if retention > 0 then
+        redis.call('HSET', jk, 's', 'succeeded', 'z', now)
         redis.call('PEXPIRE', jk, retention)
       else
         redis.call('DEL', jk)
       end
-      redis.call('HINCRBY', stats, 'succeeded', 1)
+      succeeded = succeeded + 1
       out[#out + 1] = 'ok'
     elseif outcome == 'retry' and tonumber(attempt) < max then
       redis.call('HSET', jk, 's', 'retrying')
       redis.call('HDEL', jk, 'w')
       redis.call('ZADD', tag .. ':delayed', due, id)
-      redis.call('HINCRBY', stats, 'retried', 1)
+      retried = retried + 1
       out[#out + 1] = 'retry'
     elseif outcome == 'snooze' then
       -- A snooze is not a failure: the attempt is given back.
@@ -62,5 +66,14 @@ for _ = 1, n do
       out[#out + 1] = 'dead'
     end
   end
+end
+for tenant, n in pairs(freed) do
+  release_slots(tenant, n)
+end
+if succeeded > 0 then
+  redis.call('HINCRBY', stats, 'succeeded', succeeded)
+end
+if retried > 0 then
+  redis.call('HINCRBY', stats, 'retried', retried)
 end
 return out

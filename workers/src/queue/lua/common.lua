@@ -36,11 +36,11 @@ local function make_ready(kind, tenant, id, now, front)
   redis.call('ZADD', k.queued, now, id)
 end
 
--- One job fewer running for the tenant (the per-tenant cap).
-local function release_slot(tenant)
+-- `n` jobs fewer running for the tenant (the per-tenant cap).
+local function release_slots(tenant, n)
   if tenant then
-    local n = redis.call('HINCRBY', tag .. ':running', tenant, -1)
-    if n <= 0 then
+    local left = redis.call('HINCRBY', tag .. ':running', tenant, -n)
+    if left <= 0 then
       redis.call('HDEL', tag .. ':running', tenant)
     end
   end

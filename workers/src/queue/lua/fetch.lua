@@ -32,6 +32,7 @@ local running = tag .. ':running'
 local caps = tag .. ':caps'
 local leases = tag .. ':leases'
 local dedupe = tag .. ':dedupe'
+local job_prefix = tag .. ':job:'
 for k = 10, #ARGV do
   if taken >= want then break end
   -- Each kind has its own scan budget, so tenants at their cap in one kind cannot use up the
@@ -65,15 +66,19 @@ for k = 10, #ARGV do
       end
       if ids then
         idle = 0
+        -- Set-wide updates are made once per group of ids taken from the tenant.
+        redis.call('ZREM', queued, unpack(ids))
+        local lease_args = {}
+        local got = 0
         for _, id in ipairs(ids) do
-          redis.call('ZREM', queued, id)
-          local jk = tag .. ':job:' .. id
+          local jk = job_prefix .. id
           local f = redis.call('HMGET', jk, 'p', 'm', 'e', 'd')
           if f[1] then
             local attempt = redis.call('HINCRBY', jk, 'a', 1)
             redis.call('HSET', jk, 's', 'running', 'w', worker, 'l', now)
-            redis.call('ZADD', leases, deadline, id)
-            redis.call('HINCRBY', running, tenant, 1)
+            lease_args[#lease_args + 1] = deadline
+            lease_args[#lease_args + 1] = id
+            got = got + 1
             if f[4] and f[4] ~= '' and redis.call('HGET', dedupe, f[4]) == id then
               redis.call('HDEL', dedupe, f[4])
             end
@@ -84,8 +89,12 @@ for k = 10, #ARGV do
             out[#out + 1] = tostring(attempt)
             out[#out + 1] = f[2]
             out[#out + 1] = f[3]
-            taken = taken + 1
           end
+        end
+        if got > 0 then
+          redis.call('ZADD', leases, unpack(lease_args))
+          redis.call('HINCRBY', running, tenant, got)
+          taken = taken + got
         end
       else
         idle = idle + 1

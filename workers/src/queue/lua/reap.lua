@@ -20,7 +20,7 @@ for k = #ids, 1, -1 do
   if f[1] then
     local attempt, max, tenant, kind = tonumber(f[1]), tonumber(f[2]), f[3], f[4]
     local worker = f[5] or ''
-    release_slot(tenant)
+    release_slots(tenant, 1)
     local err = cjson.encode({
       attempt = attempt,
       at_ms = now,
