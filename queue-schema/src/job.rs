@@ -68,15 +68,9 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// A job of `kind` with the kind's default dedupe key: one waiting job per kind, connection
-    /// and scope.
+    /// A job of `kind` with the kind's dedupe key ([`JobKind::dedupe_key`]).
     pub fn new(kind: JobKind, payload: JobPayload) -> Self {
-        let dedupe_key = Some(format!(
-            "{kind}:{}:{}:{}",
-            payload.tenant(),
-            payload.connection(),
-            payload.scope().key()
-        ));
+        let dedupe_key = Some(kind.dedupe_key(&payload));
         Self {
             id: JobId::new(),
             kind,

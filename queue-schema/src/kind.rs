@@ -154,6 +154,19 @@ impl JobKind {
         }
     }
 
+    /// The dedupe key of a job of this kind: while a job with the key waits to start, enqueueing
+    /// another is a no-op. One waiting job per kind, connection and scope: a second webhook for
+    /// the same connection while its pull waits adds nothing, while a pull limited to one order
+    /// and a full pull are distinct.
+    pub fn dedupe_key(self, payload: &crate::JobPayload) -> String {
+        format!(
+            "{self}:{}:{}:{}",
+            payload.tenant(),
+            payload.connection(),
+            payload.scope().key()
+        )
+    }
+
     /// Kinds in the order a worker serves them: by priority, then by declaration.
     pub fn by_priority() -> Vec<JobKind> {
         let mut kinds = Self::ALL.to_vec();

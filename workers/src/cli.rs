@@ -382,45 +382,28 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
     let id = args.id.unwrap_or_else(default_worker_id);
     let opts = backend_options(&cfg, id.clone(), args.kinds, args.concurrency);
-    let cancel = CancellationToken::new();
-    let serving = Arc::new(AtomicBool::new(true));
-    let probes = process::Probes {
-        queue: queue.clone(),
-        pool: Some(pool.clone()),
-        serving: serving.clone(),
-    };
     let http = args.http.unwrap_or_else(|| cfg.worker.http_addr.clone());
-    let addr = process::serve_probes(&http, probes, cancel.clone()).await?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
-    let house = tokio::spawn(process::housekeeping(
-        queue.clone(),
-        pool.clone(),
-        cancel.clone(),
-    ));
-    tracing::info!(worker = %id, %addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
-    let s2 = serving.clone();
+    let sidecars = process::Sidecars::start(&queue, &pool, &http).await?;
+    tracing::info!(worker = %id, addr = %sidecars.addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
+    let serving = sidecars.serving.clone();
     let w = runtime::start_worker(
         queue,
         opts,
         flows::flow_handler(pool),
-        Some(tx),
+        Some(sidecars.reports.clone()),
         async move {
             shutdown_signal().await;
-            s2.store(false, std::sync::atomic::Ordering::SeqCst);
+            serving.store(false, std::sync::atomic::Ordering::SeqCst);
             tracing::info!("shutdown requested: draining in-flight jobs");
         },
         Duration::from_secs(cfg.worker.grace_secs),
     );
-    // Only the run future may keep the backend (and so the report channel) alive, so the
+    // Only the run future may keep the backend (and so its report sender) alive, so the
     // recorder ends as soon as the worker has flushed its last report.
     let runtime::RunningWorker { handle, run } = w;
     drop(handle);
     let res = run.await;
-    cancel.cancel();
-    let _ = house.await;
-    // The recorder ends when the backend's report sender is dropped; give it a moment.
-    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+    sidecars.stop().await;
     tracing::info!(worker = %id, "worker stopped");
     res
 }
@@ -795,20 +778,8 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     tokio::spawn(stop);
-    let probes = process::Probes {
-        queue: queue.clone(),
-        pool: Some(pool.clone()),
-        serving: Arc::new(AtomicBool::new(true)),
-    };
-    let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
-    println!("metrics on http://{addr}/metrics");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let recorder = tokio::spawn(process::run_recorder(pool.clone(), rx));
-    let house = tokio::spawn(process::housekeeping(
-        queue.clone(),
-        pool.clone(),
-        cancel.clone(),
-    ));
+    let sidecars = process::Sidecars::start(&queue, &pool, &cfg.worker.http_addr).await?;
+    println!("metrics on http://{}/metrics", sidecars.addr);
     let sched = {
         let c = cancel.clone();
         tokio::spawn(heartbeat::run_scheduler(
@@ -831,13 +802,12 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
             queue.clone(),
             opts,
             flows::flow_handler(pool.clone()),
-            Some(tx.clone()),
+            Some(sidecars.reports.clone()),
             async move { c.cancelled().await },
             Duration::from_secs(cfg.worker.grace_secs),
         );
         runs.push(tokio::spawn(w.run));
     }
-    drop(tx);
     let status = {
         let (queue, c) = (queue.clone(), cancel.clone());
         tokio::spawn(async move {
@@ -862,9 +832,8 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         r.await??;
     }
     let _ = sched.await;
-    let _ = house.await;
     let _ = status.await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+    sidecars.stop().await;
     let runs = db::list_runs(
         &pool,
         &db::RunFilter {

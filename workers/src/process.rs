@@ -242,6 +242,53 @@ async fn readyz(State(p): State<Probes>) -> (StatusCode, String) {
     (StatusCode::OK, "ready".into())
 }
 
+/// The services a process runs beside its workers: the probe server, the run recorder and
+/// housekeeping. Workers send their attempt reports to [`Sidecars::reports`].
+#[derive(Debug)]
+pub struct Sidecars {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub addr: std::net::SocketAddr,
+    pub reports: mpsc::UnboundedSender<AttemptReport>,
+    /// Cleared when shutdown starts, so `/readyz` says so.
+    pub serving: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    recorder: tokio::task::JoinHandle<()>,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+impl Sidecars {
+    pub async fn start(queue: &Queue, pool: &PgPool, http_addr: &str) -> anyhow::Result<Self> {
+        let cancel = CancellationToken::new();
+        let serving = Arc::new(AtomicBool::new(true));
+        let probes = Probes {
+            queue: queue.clone(),
+            pool: Some(pool.clone()),
+            serving: serving.clone(),
+        };
+        let addr = serve_probes(http_addr, probes, cancel.clone()).await?;
+        let (reports, rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(run_recorder(pool.clone(), rx));
+        let housekeeping = tokio::spawn(housekeeping(queue.clone(), pool.clone(), cancel.clone()));
+        Ok(Self {
+            addr,
+            reports,
+            serving,
+            cancel,
+            recorder,
+            housekeeping,
+        })
+    }
+
+    /// Stops housekeeping and the probe server, and lets the recorder write what it still has
+    /// (it ends when the last report sender, held by the workers, is dropped; at most 5 s).
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.housekeeping.await;
+        drop(self.reports);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.recorder).await;
+    }
+}
+
 /// Serves the probes on `addr` until `cancel`.
 pub async fn serve_probes(
     addr: &str,

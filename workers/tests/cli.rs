@@ -78,6 +78,22 @@ async fn queue(ns: &str) -> Queue {
     .expect("Redis must be running (deploy/services.sh up)")
 }
 
+/// A tenant with one no-op connection.
+async fn noop_tenant(pool: &PgPool, slug: &str) -> (db::Tenant, db::Connection) {
+    let t = db::add_tenant(pool, slug, "Shop").await.unwrap();
+    let c = db::add_connection(
+        pool,
+        t.id,
+        Erp::Noop,
+        Marketplace::Noop,
+        None,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    (t, c)
+}
+
 fn namespace(test: &str) -> String {
     format!("t-{test}-{}", uuid::Uuid::new_v4().simple())
 }
@@ -85,19 +101,7 @@ fn namespace(test: &str) -> String {
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn two_cron_fires_in_one_bucket_enqueue_each_job_once(pool: PgPool) {
     for i in 0..25 {
-        let t = db::add_tenant(&pool, &format!("shop-{i}"), "Shop")
-            .await
-            .unwrap();
-        db::add_connection(
-            &pool,
-            t.id,
-            Erp::Noop,
-            Marketplace::Noop,
-            None,
-            serde_json::json!({}),
-        )
-        .await
-        .unwrap();
+        noop_tenant(&pool, &format!("shop-{i}")).await;
     }
     let ns = namespace("cron");
     // A one-hour bucket, so both fires land in the same bucket whatever the clock says.
@@ -132,17 +136,7 @@ async fn two_cron_fires_in_one_bucket_enqueue_each_job_once(pool: PgPool) {
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn a_dead_job_is_replayed_from_postgres_after_redis_lost_everything(pool: PgPool) {
-    let t = db::add_tenant(&pool, "replay-shop", "Shop").await.unwrap();
-    let c = db::add_connection(
-        &pool,
-        t.id,
-        Erp::Noop,
-        Marketplace::Noop,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
+    let (t, c) = noop_tenant(&pool, "replay-shop").await;
     let ns = namespace("replay");
     let q = queue(&ns).await;
     let spec = JobSpec::new(
@@ -252,17 +246,7 @@ async fn a_dead_job_is_replayed_from_postgres_after_redis_lost_everything(pool: 
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn worker_serves_probes_runs_jobs_records_history_and_drains_on_sigterm(pool: PgPool) {
-    let t = db::add_tenant(&pool, "probe-shop", "Shop").await.unwrap();
-    let c = db::add_connection(
-        &pool,
-        t.id,
-        Erp::Noop,
-        Marketplace::Noop,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
+    let (t, c) = noop_tenant(&pool, "probe-shop").await;
     let ns = namespace("worker");
     let q = queue(&ns).await;
     for kind in JobKind::ALL {
