@@ -118,6 +118,10 @@ pub struct Job {
     pub attempt: u32,
     pub max_attempts: u32,
     pub enqueued_at_ms: u64,
+    /// The generation of this attempt's lease: grows with every lease of the job (a snoozed or
+    /// released job keeps its attempt number but gets a new lease), so an ack or renewal of an
+    /// older lease is recognised and refused.
+    pub lease: u64,
 }
 
 /// How an attempt failed. Stable strings: stored in Redis and Postgres.
@@ -173,15 +177,26 @@ pub struct AttemptError {
 }
 
 impl AttemptError {
-    /// Builds the chain from an error and all its sources.
+    /// Builds the chain from an error and all its sources. NUL characters (which an API's
+    /// binary error body can carry, and Postgres text refuses) are replaced, so a record can always
+    /// be stored.
     pub fn chain_of(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
-        let mut chain = vec![err.to_string()];
+        let mut chain = vec![storable(err.to_string())];
         let mut cur = err.source();
         while let Some(e) = cur {
-            chain.push(e.to_string());
+            chain.push(storable(e.to_string()));
             cur = e.source();
         }
         chain
+    }
+}
+
+/// Replaces NUL characters, which Postgres text and jsonb refuse, with U+FFFD.
+pub fn storable(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
     }
 }
 
@@ -214,6 +229,8 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let e = Outer(std::io::Error::other("inner"));
         assert_eq!(AttemptError::chain_of(&e), vec!["outer", "inner"]);
+        let nul = std::io::Error::other("bad\0body");
+        assert_eq!(AttemptError::chain_of(&nul), vec!["bad\u{FFFD}body"]);
         let rec = AttemptError {
             attempt: 1,
             at_ms: 5,

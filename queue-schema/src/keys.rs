@@ -4,7 +4,9 @@
 //! script runs inside one Redis Cluster slot (no CROSSSLOT errors) and a test can isolate itself
 //! by picking a unique namespace. Order locks and their fencing counters are tagged by tenant
 //! instead (`<namespace>:lock:{<tenant>}:…`), so lock traffic spreads across a cluster while a
-//! lock and its fence still share a slot.
+//! lock and its fence still share a slot. Rate limits and semaphores of external APIs are tagged
+//! by the external account (`<namespace>:rl:{<account>}:…`), so all of an account's limiter keys
+//! share a slot and different accounts spread.
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -24,6 +26,8 @@
 //! | `{ns}:stats` | hash | counters since the namespace was created (enqueued, succeeded, dead, rescued) |
 //! | `ns:lock:{<tenant>}:<resource>` | string | an order lock's random token, with a TTL |
 //! | `ns:lock:{<tenant>}:fence` | string | the tenant's fencing-token counter |
+//! | `ns:rl:{<account>}:<api>` | string | GCRA theoretical arrival time (µs, Redis server clock) of one external account's API (`workers::ratelimit` passes `<system>:<api>`); expires once the account is idle |
+//! | `ns:sem:{<account>}:<api>` | zset | concurrency-permit tokens of one external account's API by lease expiry (ms); expires with its last lease |
 
 use crate::JobKind;
 
@@ -111,6 +115,16 @@ impl KeyLayout {
     pub fn fence(&self, tenant: &str) -> String {
         format!("{}:lock:{{{tenant}}}:fence", self.ns)
     }
+    /// The GCRA state of one external `account`'s `api` (a rate limit shared by the whole fleet).
+    /// Tagged by account: every limiter key of an account shares a slot. `account` and `api` must
+    /// be free of braces (the caller checks).
+    pub fn rate(&self, account: &str, api: &str) -> String {
+        format!("{}:rl:{{{account}}}:{api}", self.ns)
+    }
+    /// The concurrency permits of one external `account`'s `api` (same slot as its rate limits).
+    pub fn semaphore(&self, account: &str, api: &str) -> String {
+        format!("{}:sem:{{{account}}}:{api}", self.ns)
+    }
 }
 
 /// The Redis Cluster hash slot of a key (CRC16/XMODEM of the hash tag, mod 16384), so tests can
@@ -182,6 +196,15 @@ mod tests {
             cluster_slot(&k.lock("t1", "order:cdon:1")),
             cluster_slot(&k.fence("t1"))
         );
+        // An account's rate limits and semaphores share a slot, whatever the api.
+        let acct = cluster_slot(&k.rate("acct-1", "smartbill:rest"));
+        assert_eq!(cluster_slot(&k.rate("acct-1", "lexoffice:api")), acct);
+        assert_eq!(
+            cluster_slot(&k.semaphore("acct-1", "celro:connections")),
+            acct
+        );
+        assert_eq!(acct, cluster_slot("acct-1"));
+        assert_ne!(k.rate("acct-1", "x"), k.semaphore("acct-1", "x"));
     }
 
     #[test]

@@ -474,7 +474,7 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest() {
     // Released jobs went back to the head of their list: the next fetch takes them first (the
     // worker had leased the 3 oldest waiting jobs ahead: tenant cap 8 = 5 running + 3).
     let fetched = q
-        .fetch("crash-d-check", 3, &[JobKind::OrderPull])
+        .fetch("crash-d-check", 3, &[JobKind::OrderPull], "check")
         .await
         .unwrap();
     let mut fetched: Vec<JobId> = fetched.into_iter().map(|j| j.unwrap().id).collect();

@@ -42,7 +42,11 @@ async fn ready_jobs(q: &Queue) -> BTreeMap<(JobKind, TenantId, ConnectionId), Ve
 async fn lease_all(q: &Queue) -> Vec<Job> {
     let mut all = Vec::new();
     loop {
-        let got = q.fetch("w", 1_000, &JobKind::by_priority()).await.unwrap();
+        let request = uuid::Uuid::new_v4().to_string();
+        let got = q
+            .fetch("w", 1_000, &JobKind::by_priority(), &request)
+            .await
+            .unwrap();
         if got.is_empty() {
             return all;
         }

@@ -270,3 +270,29 @@ async fn fences_keep_growing_after_the_counter_is_lost() {
     );
     assert!(after.release().await.unwrap());
 }
+
+#[tokio::test]
+async fn fences_keep_growing_when_redis_comes_back_with_an_older_counter() {
+    let q = queue(test_config("lock-fence-rollback")).await;
+    let tenant = TenantId::new().to_string();
+    let ttl = Duration::from_secs(10);
+    let first = OrderLock::try_acquire(&q, &tenant, "order:celro:1", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    let high = first.fence();
+    assert!(first.release().await.unwrap());
+    // A restart from an old snapshot: the counter exists, with a much older value.
+    let _: () = redis::cmd("SET")
+        .arg(q.keys().fence(&tenant))
+        .arg(5)
+        .query_async(&mut q.connection())
+        .await
+        .unwrap();
+    let next = OrderLock::try_acquire(&q, &tenant, "order:celro:1", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(next.fence() > high, "{} must exceed {high}", next.fence());
+    assert!(next.release().await.unwrap());
+}

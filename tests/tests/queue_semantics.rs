@@ -33,7 +33,7 @@ fn manual_clock() -> Arc<ManualClock> {
 
 /// Leases up to `want` jobs of `kinds`, asserting every payload was readable.
 async fn lease(q: &Queue, worker: &str, want: usize, kinds: &[JobKind]) -> Vec<Job> {
-    q.fetch(worker, want, kinds)
+    q.fetch(worker, want, kinds, &uuid::Uuid::new_v4().to_string())
         .await
         .expect("fetch")
         .into_iter()
@@ -51,6 +51,7 @@ async fn record(q: &Queue, id: JobId) -> JobRecord {
 fn ack(job: &Job, outcome: AckOutcome) -> Ack {
     Ack {
         id: job.id,
+        lease: job.lease,
         attempt: job.attempt,
         outcome,
     }
@@ -774,7 +775,7 @@ async fn an_ack_after_the_lease_was_rescued_is_stale_and_changes_nothing() {
     for outcome in [
         AckOutcome::Succeeded,
         AckOutcome::Release,
-        AckOutcome::Snooze { due_ms: T0 },
+        AckOutcome::Snooze { delay_ms: 0 },
     ] {
         assert_eq!(
             q.ack(&[ack(&first[0], outcome)]).await.unwrap(),
@@ -1073,7 +1074,7 @@ async fn a_stalled_former_holder_cannot_extend_the_new_holders_lease() {
     let w2_deadline = zscore_ms(&q, &leases, &id.to_string()).await.unwrap();
     clock.advance(Duration::from_secs(5));
     assert_eq!(
-        q.renew("w1", &[id]).await.unwrap(),
+        q.renew("w1", &[(id, first[0].lease)]).await.unwrap(),
         0,
         "w1 no longer holds it"
     );
@@ -1082,7 +1083,12 @@ async fn a_stalled_former_holder_cannot_extend_the_new_holders_lease() {
         w2_deadline,
         "the lease keeps w2's deadline, so if w2 dies the job is rescued on time"
     );
-    assert_eq!(q.renew("w2", &[id]).await.unwrap(), 1);
+    assert_eq!(
+        q.renew("w2", &[(id, first[0].lease)]).await.unwrap(),
+        0,
+        "not with w1's lease generation"
+    );
+    assert_eq!(q.renew("w2", &[(id, second[0].lease)]).await.unwrap(), 1);
     assert!(zscore_ms(&q, &leases, &id.to_string()).await.unwrap() > w2_deadline);
     delete_namespace(&q).await.unwrap();
 }
@@ -1124,4 +1130,118 @@ async fn capped_tenants_in_one_kind_do_not_use_up_the_scan_budget_of_the_next() 
     );
     assert_eq!(got[0].kind, JobKind::CatalogPush);
     delete_namespace(&q).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resent_ack_of_an_older_lease_cannot_touch_the_new_one() {
+    let clock = manual_clock();
+    let q = queue_with_clock(test_config("ack-generation"), clock.clone()).await;
+    let (t, c) = (TenantId::new(), ConnectionId::new());
+    q.enqueue(&job(JobKind::OrderPull, t, c)).await.unwrap();
+    let first = lease(&q, "w1", 1, &[JobKind::OrderPull]).await;
+    let snooze = ack(&first[0], AckOutcome::Snooze { delay_ms: 0 });
+    assert_eq!(
+        q.ack(std::slice::from_ref(&snooze)).await.unwrap(),
+        [AckStatus::Snoozed]
+    );
+    clock.advance(Duration::from_millis(1));
+    let second = lease(&q, "w2", 1, &[JobKind::OrderPull]).await;
+    assert_eq!(second[0].attempt, 1, "a snooze gives the attempt back");
+    assert!(
+        second[0].lease > first[0].lease,
+        "but never the lease generation"
+    );
+    // w1's snooze is delivered a second time (its first reply was lost and it was resent).
+    assert_eq!(q.ack(&[snooze]).await.unwrap(), [AckStatus::Stale]);
+    let leases = q.keys().leases();
+    assert!(
+        zscore_ms(&q, &leases, &second[0].id.to_string())
+            .await
+            .is_some(),
+        "w2 still holds its lease"
+    );
+    assert_eq!(
+        q.ack(&[ack(&second[0], AckOutcome::Succeeded)])
+            .await
+            .unwrap(),
+        [AckStatus::Succeeded]
+    );
+    delete_namespace(&q).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fetch_retried_with_its_request_id_gets_the_same_jobs_back() {
+    let q = queue(test_config("fetch-idempotent")).await;
+    let (t, c) = (TenantId::new(), ConnectionId::new());
+    let specs: Vec<_> = (0..5).map(|_| job(JobKind::StockPush, t, c)).collect();
+    q.enqueue_many(&specs).await.unwrap();
+    let first = q
+        .fetch("w1", 3, &[JobKind::StockPush], "req-1")
+        .await
+        .unwrap();
+    // The reply was lost; the worker retries the same request.
+    let again = q
+        .fetch("w1", 3, &[JobKind::StockPush], "req-1")
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first.len(), 3);
+    let s = q.stats().await.unwrap();
+    assert_eq!(
+        (s.running, ready_total(&s)),
+        (3, 2),
+        "nothing leased twice: {s:?}"
+    );
+    let next = q
+        .fetch("w1", 3, &[JobKind::StockPush], "req-2")
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 2, "a new request leases the rest");
+    delete_namespace(&q).await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_that_would_break_a_script_are_refused_by_name() {
+    for (cfg, key) in [
+        (
+            QueueConfig {
+                quantum: 9_000,
+                ..test_config("cfg")
+            },
+            "quantum",
+        ),
+        (
+            QueueConfig {
+                quantum: 0,
+                ..test_config("cfg")
+            },
+            "quantum",
+        ),
+        (
+            QueueConfig {
+                max_promote: 0,
+                ..test_config("cfg")
+            },
+            "max_promote",
+        ),
+        (
+            QueueConfig {
+                max_scan: 0,
+                ..test_config("cfg")
+            },
+            "max_scan",
+        ),
+        (
+            QueueConfig {
+                lease_ms: 10,
+                ..test_config("cfg")
+            },
+            "lease_ms",
+        ),
+    ] {
+        let err = Queue::connect(&integration_tests::redis_url(), cfg)
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(&format!("queue.{key}")), "{err}");
+    }
 }

@@ -64,6 +64,13 @@ enum Cmd {
     /// Run the whole fleet for demo tenants in one process: migrations, demo tenants on the
     /// built-in no-op connector, the scheduler and several workers, with a status line.
     Demo(DemoArgs),
+    /// Store and inspect the credentials of connections (encrypted at rest with
+    /// MEGZO_CREDENTIAL_KEYS; never printed).
+    #[command(subcommand)]
+    Connections(ConnectionsCmd),
+    /// Manage the credential keys: make a new key, re-encrypt everything with the active key.
+    #[command(subcommand)]
+    Credentials(CredentialsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +307,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Demo(args) => demo(cfg, args).await,
+        Cmd::Connections(cmd) => connections(cfg, cmd).await,
+        Cmd::Credentials(cmd) => credentials(cfg, cmd).await,
     }
 }
 
@@ -854,4 +863,143 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "none".into())
     );
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionsCmd {
+    /// Encrypt and store the credentials of a connection (replacing any it had), read as a JSON
+    /// object from a file, or from stdin with `-`. The values are never printed or logged.
+    SetCredentials {
+        connection: ConnectionId,
+        /// The JSON object, e.g. {"api_token": "..."}; `-` reads stdin.
+        #[arg(long, value_name = "FILE.json")]
+        from_file: PathBuf,
+    },
+    /// List every connection with whether it has credentials and which key encrypted them
+    /// (never the values).
+    CredentialsStatus,
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsCmd {
+    /// Print a fresh key as one `key_id:base64` line, to put first in MEGZO_CREDENTIAL_KEYS.
+    NewKey,
+    /// Re-encrypt every stored credential with the active key (the first of
+    /// MEGZO_CREDENTIAL_KEYS), in batches. Idempotent; run it before removing an old key.
+    Rotate {
+        /// Rows re-encrypted per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+    },
+}
+
+async fn connections(cfg: Config, cmd: ConnectionsCmd) -> anyhow::Result<()> {
+    use secrecy::zeroize::Zeroizing;
+    use std::io::Read;
+    use workers::vault::{Credentials, Vault, VaultError};
+    match cmd {
+        ConnectionsCmd::SetCredentials {
+            connection,
+            from_file,
+        } => {
+            let vault = Vault::from_env()?;
+            let mut text = Zeroizing::new(Vec::new());
+            let source = if from_file.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_end(&mut text)
+                    .context("reading the credentials from stdin")?;
+                "stdin".to_owned()
+            } else {
+                *text = std::fs::read(&from_file)
+                    .with_context(|| format!("reading {}", from_file.display()))?;
+                from_file.display().to_string()
+            };
+            let creds = Credentials::from_json(&text)
+                .with_context(|| format!("reading the credentials from {source}"))?;
+            drop(text);
+            let pool = pg(&cfg).await?;
+            let key = db::store_credentials(&pool, &vault, connection, &creds).await?;
+            tracing::info!(%connection, key = %key, fields = creds.len(), "credentials stored");
+            println!("credentials stored (encrypted with key {key})");
+            Ok(())
+        }
+        ConnectionsCmd::CredentialsStatus => {
+            let vault = match Vault::from_env() {
+                Ok(v) => Some(v),
+                Err(VaultError::NotConfigured) => None,
+                Err(e) => {
+                    eprintln!("note: {e}");
+                    None
+                }
+            };
+            let pool = pg(&cfg).await?;
+            let status = db::credential_status(&pool).await?;
+            let conns = db::list_connections(&pool, None).await?;
+            let tenants = db::list_tenants(&pool).await?;
+            let (mut with, mut stale) = (0, 0);
+            for (id, key) in &status {
+                let conn = conns.iter().find(|c| c.id == *id);
+                let slug = conn
+                    .and_then(|c| tenants.iter().find(|t| t.id == c.tenant_id))
+                    .map_or("?", |t| t.slug.as_str());
+                let pair = conn
+                    .map(|c| format!("{} ⇄ {}", c.erp, c.marketplace))
+                    .unwrap_or_default();
+                let state = match (key, &vault) {
+                    (None, _) => "no credentials".to_owned(),
+                    (Some(k), None) => format!("encrypted with key {k}"),
+                    (Some(k), Some(v)) if k == v.active_key_id() => {
+                        format!("encrypted with key {k} (active)")
+                    }
+                    (Some(k), Some(v)) if v.has_key(k) => {
+                        format!("encrypted with key {k} (not the active key: rotate)")
+                    }
+                    (Some(k), Some(_)) => {
+                        format!("encrypted with key {k} (NOT in MEGZO_CREDENTIAL_KEYS)")
+                    }
+                };
+                if let Some(k) = key {
+                    with += 1;
+                    if vault.as_ref().is_some_and(|v| v.active_key_id() != k) {
+                        stale += 1;
+                    }
+                }
+                println!("{id}  {slug:<20} {pair:<22} {state}");
+            }
+            print!(
+                "{} connections: {with} with credentials, {} without",
+                status.len(),
+                status.len() - with
+            );
+            match &vault {
+                Some(v) => println!("; {stale} not on the active key {}", v.active_key_id()),
+                None => println!(" (MEGZO_CREDENTIAL_KEYS not set: key status unknown)"),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn credentials(cfg: Config, cmd: CredentialsCmd) -> anyhow::Result<()> {
+    use workers::vault::Vault;
+    match cmd {
+        CredentialsCmd::NewKey => {
+            println!("{}", Vault::generate_key());
+            eprintln!(
+                "put this line first in MEGZO_CREDENTIAL_KEYS (comma-separated, keep the old keys \
+                 after it), deploy, then run `megzo credentials rotate`"
+            );
+            Ok(())
+        }
+        CredentialsCmd::Rotate { batch } => {
+            let vault = Vault::from_env()?;
+            let pool = pg(&cfg).await?;
+            let (rotated, current) = db::rotate_credentials(&pool, &vault, batch).await?;
+            println!(
+                "{rotated} rotated, {current} already current (active key {})",
+                vault.active_key_id()
+            );
+            Ok(())
+        }
+    }
 }

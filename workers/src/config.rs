@@ -28,6 +28,10 @@ pub struct Config {
     pub worker: WorkerConfig,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    /// Rate limits of the external accounts (the contracts' figures, with the assumptions
+    /// where nothing is documented); see `docs/configuration.md`.
+    #[serde(default)]
+    pub ratelimits: crate::ratelimit::LimitsConfig,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
 }
@@ -107,7 +111,11 @@ impl Config {
             None => {}
         }
         fig = fig
-            .merge(Env::prefixed("MEGZO_").split("__").ignore(&["config"]))
+            .merge(
+                Env::prefixed("MEGZO_")
+                    .split("__")
+                    .ignore(&["config", "credential_keys"]),
+            )
             .merge(Env::raw().only(&["database_url", "redis_url"]));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.check()?;
@@ -126,19 +134,21 @@ impl Config {
             ));
         }
         queue_schema::KeyLayout::new(&self.queue.namespace).map_err(ConfigError::Check)?;
+        self.queue.validate().map_err(ConfigError::Check)?;
         Ok(())
     }
 
     /// The configuration as TOML with secrets redacted (`megzo config`).
     pub fn redacted(&self) -> String {
         format!(
-            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}",
+            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}\n[ratelimits]\n{}",
             redact_url(self.database_url.expose_secret()),
             redact_url(self.redis_url.expose_secret()),
             self.log_format,
             toml_of(&self.queue),
             toml_of(&self.worker),
             toml_of(&self.scheduler),
+            toml_of(&self.ratelimits),
         )
     }
 }

@@ -9,6 +9,10 @@
 //! - [`flows`]: the six flow handlers (today: the built-in no-op connector);
 //! - [`heartbeat`]: the idempotent heartbeat enqueuer and scheduler loop;
 //! - [`lock`]: the Redis order-lock with fencing tokens;
+//! - [`ratelimit`]: fleet-wide limits of external APIs per account (GCRA rate limiter and
+//!   semaphore in Redis) and each system's contract limits;
+//! - [`vault`]: encryption at rest of connection credentials (keys from
+//!   `MEGZO_CREDENTIAL_KEYS`, ChaCha20-Poly1305 bound to the connection id);
 //! - [`config`]: layered typed configuration;
 //! - [`telemetry`]: JSON logs and Prometheus metrics.
 //!
@@ -22,5 +26,7 @@ pub mod heartbeat;
 pub mod lock;
 pub mod process;
 pub mod queue;
+pub mod ratelimit;
 pub mod runtime;
 pub mod telemetry;
+pub mod vault;

@@ -8,9 +8,10 @@
 //! its TTL (GC, swap, a stalled VM) wakes up believing it still holds it, and only the fence
 //! stops its write.
 //!
-//! If Redis lost the counter (restart without persistence) it is re-seeded from the Redis
-//! server's clock in microseconds, which is larger than any fence issued before (unless more than
-//! a million fences per second were issued), so fences stay monotonic across a Redis data loss.
+//! A fence is never below the Redis server's clock in microseconds: if Redis lost the counter
+//! (restart without persistence) or came back with an older value (an old snapshot, a lagging
+//! replica), the clock still moves it past every fence issued before (unless more than a million
+//! fences per second were issued), so fences stay monotonic across a Redis data loss.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -26,13 +27,18 @@ static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
         r"
 -- KEYS[1] lock, KEYS[2] fence counter; ARGV token, ttl ms
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if redis.call('EXISTS', KEYS[2]) == 0 then
-    -- Re-seed from the server's clock in microseconds (one clock for every worker, so no
-    -- skew between them): larger than any fence issued before the counter was lost.
-    local t = redis.call('TIME')
-    redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+  -- A fence is never below the server's clock in microseconds (one clock for every worker, so no
+  -- skew between them). If Redis lost the counter, or came back with an older value (a restart
+  -- from an old snapshot, a failover to a lagging replica), the clock still moves it past every
+  -- fence issued before.
+  local fence = redis.call('INCR', KEYS[2])
+  local t = redis.call('TIME')
+  local floor = t[1] .. string.format('%06d', tonumber(t[2]))
+  if fence < tonumber(floor) then
+    redis.call('SET', KEYS[2], floor)
+    fence = tonumber(floor)
   end
-  return redis.call('INCR', KEYS[2])
+  return fence
 end
 return false
 ",

@@ -82,9 +82,12 @@ pub fn run_record(r: &AttemptReport) -> Option<RunRecord> {
     })
 }
 
-/// Drains attempt reports into `job_runs` in batches until the channel closes. A failed insert
-/// is retried; the history is best-effort only in that a process killed with reports in memory
-/// loses those rows (the job's own record in Redis keeps every attempt's error).
+/// Drains attempt reports into `job_runs` in batches until the channel closes.
+///
+/// A batch that fails because Postgres is unreachable is kept and retried with backoff for as
+/// long as it takes (a restart or failover loses nothing). A batch that Postgres refuses for its
+/// content is split and written row by row, so one bad row cannot take the others with it; a row
+/// refused on its own is logged with the reason (the job's record in Redis keeps its errors).
 pub async fn run_recorder(pool: PgPool, mut rx: mpsc::UnboundedReceiver<AttemptReport>) {
     const MAX: usize = 1_000;
     while let Some(first) = rx.recv().await {
@@ -95,19 +98,45 @@ pub async fn run_recorder(pool: PgPool, mut rx: mpsc::UnboundedReceiver<AttemptR
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
-            continue;
+        if !batch.is_empty() {
+            insert_runs_patiently(&pool, &batch).await;
         }
-        for attempt in 0..5u32 {
-            match db::insert_runs(&pool, &batch).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, rows = batch.len(), attempt, "recording runs failed");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    }
+}
+
+async fn insert_runs_patiently(pool: &PgPool, batch: &[RunRecord]) {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match db::insert_runs(pool, batch).await {
+            Ok(_) => return,
+            Err(e) if refused_for_content(&e) => {
+                tracing::warn!(error = %e, rows = batch.len(), "a run batch was refused; writing it row by row");
+                for row in batch {
+                    if let Err(e) = db::insert_runs(pool, std::slice::from_ref(row)).await {
+                        tracing::error!(job_id = %row.job_id, attempt = row.attempt, error = %e,
+                            "run record refused by Postgres; it stays in the job's Redis record only");
+                    }
                 }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rows = batch.len(), "recording runs failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
             }
         }
     }
+}
+
+/// Whether Postgres refused the statement for what it contained (a constraint, an invalid
+/// value), as opposed to being unreachable: retrying the same rows cannot help.
+fn refused_for_content(e: &db::DbError) -> bool {
+    matches!(
+        e,
+        db::DbError::Sqlx(sqlx::Error::Database(_))
+            | db::DbError::Json { .. }
+            | db::DbError::Invalid { .. }
+    )
 }
 
 /// Copies dead jobs from the Redis outbox to Postgres. Returns how many were copied.
@@ -124,7 +153,11 @@ pub async fn sync_dead(queue: &Queue, pool: &PgPool) -> anyhow::Result<usize> {
             continue;
         };
         let payload: serde_json::Value = serde_json::from_str(&rec.payload)
-            .unwrap_or(serde_json::Value::String(rec.payload.clone()));
+            .ok()
+            .filter(|_| !rec.payload.contains("\\u0000"))
+            .unwrap_or_else(|| {
+                serde_json::Value::String(queue_schema::job::storable(rec.payload.clone()))
+            });
         let parsed = JobPayload::from_json(&rec.payload).ok();
         let mut errors: Vec<AttemptError> = rec.errors.clone();
         errors.sort_by_key(|e| e.attempt);
@@ -151,7 +184,20 @@ pub async fn sync_dead(queue: &Queue, pool: &PgPool) -> anyhow::Result<usize> {
             replayed_as: None,
         });
     }
-    db::insert_dead(pool, &rows).await?;
+    match db::insert_dead(pool, &rows).await {
+        Ok(_) => {}
+        Err(e) if refused_for_content(&e) => {
+            // One bad row must not block the outbox: write them one by one, and leave a row
+            // Postgres refuses in Redis's dead set (where support still sees it) with the reason.
+            for row in &rows {
+                if let Err(e) = db::insert_dead(pool, std::slice::from_ref(row)).await {
+                    tracing::error!(job_id = %row.job_id, error = %e,
+                        "dead job refused by Postgres; it stays in the Redis dead set only");
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     queue.outbox_remove(&ids).await?;
     Ok(rows.len())
 }

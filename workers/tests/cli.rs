@@ -145,7 +145,7 @@ async fn a_dead_job_is_replayed_from_postgres_after_redis_lost_everything(pool: 
     );
     q.enqueue(&spec).await.unwrap();
     let job = q
-        .fetch("w1", 1, &[JobKind::OrderPull])
+        .fetch("w1", 1, &[JobKind::OrderPull], "r1")
         .await
         .unwrap()
         .pop()
@@ -162,6 +162,7 @@ async fn a_dead_job_is_replayed_from_postgres_after_redis_lost_everything(pool: 
     let st = q
         .ack(&[Ack {
             id: job.id,
+            lease: job.lease,
             attempt: 1,
             outcome: AckOutcome::Dead { error },
         }])

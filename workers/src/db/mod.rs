@@ -12,6 +12,7 @@
 //! - [`dead`]: jobs that exhausted their attempts, and their one-time replay;
 //! - [`orders`]: the order idempotency table with fenced writes;
 //! - [`cursors`]: where each flow of each connection got to.
+//! - [`credentials`]: the credentials of connections, encrypted at rest (see [`crate::vault`]).
 //!
 //! Invariants this module keeps:
 //! - **Postgres is the authority for orders.** One row per `(tenant, channel, channel_order_id)`
@@ -37,12 +38,16 @@ use sqlx::PgPool;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::PgPoolOptions;
 
+pub mod credentials;
 pub mod cursors;
 pub mod dead;
 pub mod orders;
 pub mod runs;
 pub mod tenants;
 
+pub use credentials::{
+    CredentialError, credential_status, load_credentials, rotate_credentials, store_credentials,
+};
 pub use cursors::{get_cursor, set_cursor};
 pub use dead::{DeadFilter, DeadJob, get_dead, insert_dead, list_dead, mark_replayed};
 pub use orders::{Claim, OrderRow, OrderState, claim_order, fenced_set_order_state, get_order};
@@ -255,6 +260,7 @@ mod tests {
         .await
         .unwrap();
         let want = [
+            "connection_credentials",
             "connections",
             "dead_jobs",
             "job_runs",

@@ -56,7 +56,7 @@ pub struct JobRecord {
 impl Queue {
     /// Depth, age and counters. A worker is alive if it renewed within two lease periods.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
-        let now = self.now_ms();
+        let now = self.queue_now_ms().await?;
         let k = self.keys();
         let mut pipe = redis::pipe();
         for kind in JobKind::ALL {
@@ -264,7 +264,8 @@ impl Queue {
     /// `limit` per call. Returns how many were dropped.
     pub async fn trim_dead(&self, limit: usize) -> Result<usize, QueueError> {
         let cutoff = self
-            .now_ms()
+            .queue_now_ms()
+            .await?
             .saturating_sub(self.config().dead_retention_ms);
         let mut conn = self.connection();
         let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
@@ -293,7 +294,7 @@ impl Queue {
         redis::cmd("ZREMRANGEBYSCORE")
             .arg(self.keys().workers())
             .arg("-inf")
-            .arg(self.now_ms().saturating_sub(older_than_ms))
+            .arg(self.queue_now_ms().await?.saturating_sub(older_than_ms))
             .query_async::<()>(&mut self.connection())
             .await?;
         Ok(())

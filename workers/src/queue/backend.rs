@@ -53,7 +53,7 @@ pub struct BackendOptions {
     pub concurrency: usize,
     /// Jobs leased ahead of free slots, so a slot never waits for a Redis round trip.
     pub prefetch: usize,
-    /// Jobs leased per fetch, at most.
+    /// Jobs leased per fetch, at most (1 to 1,000).
     pub batch: usize,
     /// Sleep between fetches when the queue is empty.
     pub poll_interval: Duration,
@@ -102,6 +102,7 @@ pub struct AttemptReport {
 
 struct Held {
     attempt: u32,
+    lease: u64,
     kind: JobKind,
     /// Order of leasing in this process, so jobs released at shutdown keep their queue order.
     seq: u64,
@@ -157,28 +158,38 @@ impl Shared {
         self.held.lock().map(|h| h.len()).unwrap_or(0)
     }
 
-    /// Jobs held, most recently leased first.
-    fn held_ids(&self) -> Vec<(JobId, u32, JobKind)> {
+    /// Leases held, most recently leased first: (job, lease generation, attempt, kind).
+    fn held_leases(&self) -> Vec<(JobId, u64, u32, JobKind)> {
         let mut held: Vec<_> = self
             .held
             .lock()
             .map(|h| {
                 h.iter()
-                    .map(|(id, x)| (x.seq, *id, x.attempt, x.kind))
+                    .map(|(id, x)| (x.seq, *id, x.lease, x.attempt, x.kind))
                     .collect()
             })
             .unwrap_or_default();
         held.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
-        held.into_iter().map(|(_, id, a, k)| (id, a, k)).collect()
+        held.into_iter()
+            .map(|(_, id, lease, attempt, kind)| (id, lease, attempt, kind))
+            .collect()
     }
 
-    fn hold(&self, id: JobId, attempt: u32, kind: JobKind, permit: OwnedSemaphorePermit) {
+    fn hold(
+        &self,
+        id: JobId,
+        lease: u64,
+        attempt: u32,
+        kind: JobKind,
+        permit: OwnedSemaphorePermit,
+    ) {
         let seq = self.fetch_seq.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut h) = self.held.lock() {
             h.insert(
                 id,
                 Held {
                     attempt,
+                    lease,
                     kind,
                     seq,
                     _permit: permit,
@@ -193,6 +204,7 @@ impl Shared {
         self.send_ack(PendingAck {
             ack: Ack {
                 id: job.id,
+                lease: job.lease,
                 attempt: job.attempt,
                 outcome,
             },
@@ -230,6 +242,7 @@ pub struct RedisBackend {
 pub struct BackendHandle {
     shared: Arc<Shared>,
     cancel: CancellationToken,
+    fetcher: Arc<Mutex<Option<JoinHandle<()>>>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -250,6 +263,8 @@ impl RedisBackend {
         opts: BackendOptions,
         reports: Option<mpsc::UnboundedSender<AttemptReport>>,
     ) -> Self {
+        let mut opts = opts;
+        opts.batch = opts.batch.clamp(1, super::MAX_BATCH as usize);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let rng = match opts.jitter_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -272,8 +287,8 @@ impl RedisBackend {
         let permits = Arc::new(Semaphore::new(
             shared.opts.concurrency + shared.opts.prefetch,
         ));
+        let fetcher = tokio::spawn(fetcher(shared.clone(), tx, permits, cancel.clone()));
         let tasks = vec![
-            tokio::spawn(fetcher(shared.clone(), tx, permits, cancel.clone())),
             tokio::spawn(acker(shared.clone(), ack_rx)),
             tokio::spawn(lease_keeper(shared.clone(), cancel.clone())),
             tokio::spawn(reaper(shared.clone(), cancel.clone())),
@@ -281,6 +296,7 @@ impl RedisBackend {
         let handle = BackendHandle {
             shared: shared.clone(),
             cancel,
+            fetcher: Arc::new(Mutex::new(Some(fetcher))),
             tasks: Arc::new(Mutex::new(tasks)),
         };
         Self {
@@ -316,18 +332,31 @@ impl BackendHandle {
     /// Idempotent.
     pub async fn shutdown(&self, flush_within: Duration) {
         self.cancel.cancel();
+        // Let a fetch in flight finish, so the jobs it leases are held (and released below)
+        // rather than left leased to no one until their lease expires.
+        let fetcher = self.fetcher.lock().ok().and_then(|mut f| f.take());
+        if let Some(f) = fetcher
+            && tokio::time::timeout(flush_within, f).await.is_err()
+        {
+            tracing::warn!(
+                "fetcher did not stop in time; its last jobs will be rescued after the lease"
+            );
+        }
         // Give in-progress acks a chance first, so a job that just finished is not released.
         self.wait_acks(flush_within / 2).await;
-        let leftovers = self.shared.held_ids();
+        let leftovers = self.shared.held_leases();
         if !leftovers.is_empty() {
+            // Most recently leased first: each release goes to the head of its list, so the
+            // earliest-leased job ends up first again.
             tracing::info!(
                 count = leftovers.len(),
                 "releasing jobs still held at shutdown"
             );
-            for (id, attempt, kind) in leftovers {
+            for (id, lease, attempt, kind) in leftovers {
                 self.shared.send_ack(PendingAck {
                     ack: Ack {
                         id,
+                        lease,
                         attempt,
                         outcome: AckOutcome::Release,
                     },
@@ -463,8 +492,9 @@ async fn fetcher(
     let mut backoff = redis_backoff();
     loop {
         let first = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            biased;
             _ = cancel.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         };
         let mut slots = vec![first];
         while slots.len() < opts.batch.max(1) {
@@ -473,24 +503,25 @@ async fn fetcher(
                 Err(_) => break,
             }
         }
-        let fetched = shared
-            .queue
-            .fetch(&shared.worker_id, slots.len(), &opts.kinds)
-            .await;
-        let jobs = match fetched {
-            Ok(jobs) => {
-                backoff = redis_backoff();
-                jobs
-            }
-            Err(e) => {
-                m::redis_error("fetch");
-                tracing::warn!(error = %e, "fetch failed; retrying");
-                drop(slots);
-                let d = backoff.next().unwrap_or(Duration::from_secs(2));
-                if !sleep_or_cancel(d, &cancel).await {
-                    return;
+        // Retried with the same request id until it succeeds, so jobs leased by a call whose
+        // reply was lost come back to this worker instead of waiting out their lease. Not
+        // abandoned on shutdown: shutdown waits for this loop, then releases what it got.
+        let request = uuid::Uuid::new_v4().simple().to_string();
+        let jobs = loop {
+            match shared
+                .queue
+                .fetch(&shared.worker_id, slots.len(), &opts.kinds, &request)
+                .await
+            {
+                Ok(jobs) => {
+                    backoff = redis_backoff();
+                    break jobs;
                 }
-                continue;
+                Err(e) => {
+                    m::redis_error("fetch");
+                    tracing::warn!(error = %e, "fetch failed; retrying the same request");
+                    tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(2))).await;
+                }
             }
         };
         if jobs.is_empty() {
@@ -504,12 +535,13 @@ async fn fetcher(
             match fetched {
                 Ok(job) => {
                     m::job_started(job.kind);
-                    shared.hold(job.id, job.attempt, job.kind, permit);
+                    shared.hold(job.id, job.lease, job.attempt, job.kind, permit);
                     if let Err(mpsc::error::SendError(job)) = tx.send(job).await {
                         // The worker stopped polling (shutdown): give the job back.
                         shared.send_ack(PendingAck {
                             ack: Ack {
                                 id: job.id,
+                                lease: job.lease,
                                 attempt: job.attempt,
                                 outcome: AckOutcome::Release,
                             },
@@ -521,12 +553,13 @@ async fn fetcher(
                     }
                 }
                 Err(bad) => {
-                    shared.hold(bad.id, bad.attempt, bad.kind, permit);
+                    shared.hold(bad.id, bad.lease, bad.attempt, bad.kind, permit);
                     tracing::error!(job_id = %bad.id, reason = %bad.reason, "unreadable payload; dead-lettering");
                     let now = shared.queue.now_ms();
                     shared.send_ack(PendingAck {
                         ack: Ack {
                             id: bad.id,
+                            lease: bad.lease,
                             attempt: bad.attempt,
                             outcome: AckOutcome::Dead {
                                 error: AttemptError {
@@ -575,7 +608,8 @@ async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PendingAck>)
         let finished_ms = shared.queue.now_ms();
         if let Ok(mut h) = shared.held.lock() {
             for p in &batch {
-                if h.get(&p.ack.id).is_some_and(|x| x.attempt == p.ack.attempt) {
+                // Only the lease this ack was for: the same job may hold a newer lease already.
+                if h.get(&p.ack.id).is_some_and(|x| x.lease == p.ack.lease) {
                     h.remove(&p.ack.id);
                 }
             }
@@ -616,7 +650,11 @@ async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PendingAck>)
 async fn lease_keeper(shared: Arc<Shared>, cancel: CancellationToken) {
     let every = Duration::from_millis(shared.queue.config().lease_ms / 3);
     loop {
-        let ids: Vec<JobId> = shared.held_ids().into_iter().map(|(id, ..)| id).collect();
+        let ids: Vec<(JobId, u64)> = shared
+            .held_leases()
+            .into_iter()
+            .map(|(id, lease, ..)| (id, lease))
+            .collect();
         let wait = match shared.queue.renew(&shared.worker_id, &ids).await {
             Ok(_) => every,
             Err(e) => {

@@ -20,7 +20,7 @@
 //! - **a job is in exactly one of: the delayed zset, one ready list, the lease zset, the dead
 //!   zset, or nowhere (succeeded);**
 //! - **an attempt is counted when it is leased, so a crashed attempt counts;**
-//! - **an ack is applied only by the holder of the current attempt's lease.**
+//! - **an ack or a renewal applies only to the lease it was made for (its generation).**
 
 pub mod admin;
 pub mod backend;
@@ -58,7 +58,7 @@ pub struct QueueConfig {
     pub quantum: u32,
     /// Delayed jobs promoted per fetch, at most.
     pub max_promote: u32,
-    /// Ring rotations per fetch, at most.
+    /// Ring rotations per kind per fetch, at most.
     pub max_scan: u32,
     /// How long the record of a succeeded job is kept in Redis (its runs stay in Postgres).
     pub retention_ms: u64,
@@ -82,6 +82,53 @@ impl Default for QueueConfig {
             dead_retention_ms: 30 * 24 * 3_600_000,
             response_timeout_ms: 10_000,
         }
+    }
+}
+
+/// Most jobs taken per tenant per round-robin turn, and per fetch: keeps every script's
+/// `unpack` far below Lua's stack limit.
+pub const MAX_BATCH: u32 = 1_000;
+
+impl QueueConfig {
+    /// Refuses values that would stop the queue or break a script, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, key: &str, value: u64, rule: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("queue.{key} is {value}; it must be {rule}"))
+            }
+        };
+        check(
+            self.lease_ms >= 1_000,
+            "lease_ms",
+            self.lease_ms,
+            "at least 1000",
+        )?;
+        check(
+            (1..=MAX_BATCH).contains(&self.quantum),
+            "quantum",
+            self.quantum.into(),
+            "between 1 and 1000",
+        )?;
+        check(
+            self.max_promote >= 1,
+            "max_promote",
+            self.max_promote.into(),
+            "at least 1",
+        )?;
+        check(
+            self.max_scan >= 1,
+            "max_scan",
+            self.max_scan.into(),
+            "at least 1",
+        )?;
+        check(
+            self.response_timeout_ms >= 100,
+            "response_timeout_ms",
+            self.response_timeout_ms,
+            "at least 100",
+        )
     }
 }
 
@@ -134,6 +181,12 @@ impl QueueError {
 /// Where the queue gets "now" from. Injected so retry timing can be tested with a manual clock.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> u64;
+
+    /// True for the wall clock: the queue's scripts then use the Redis server's clock instead,
+    /// so workers whose clocks drift apart still agree on leases and due times.
+    fn is_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 /// The wall clock.
@@ -146,6 +199,10 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    fn is_wall_clock(&self) -> bool {
+        true
     }
 }
 
@@ -192,18 +249,18 @@ impl Enqueued {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckOutcome {
     Succeeded,
-    /// Retry at `due_ms` if attempts remain, else dead.
+    /// Retry after `delay_ms` (counted from the queue's clock) if attempts remain, else dead.
     Retry {
-        due_ms: u64,
+        delay_ms: u64,
         error: AttemptError,
     },
     /// Dead now (permanent failure or unreadable payload).
     Dead {
         error: AttemptError,
     },
-    /// Run again at `due_ms`; the attempt is given back.
+    /// Run again after `delay_ms`; the attempt is given back.
     Snooze {
-        due_ms: u64,
+        delay_ms: u64,
     },
     /// Leased but never run (shutdown); back to the head of the queue, attempt given back.
     Release,
@@ -213,6 +270,8 @@ pub enum AckOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     pub id: JobId,
+    /// The lease generation the outcome belongs to ([`Job::lease`]).
+    pub lease: u64,
     pub attempt: u32,
     pub outcome: AckOutcome,
 }
@@ -265,12 +324,7 @@ impl Queue {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, QueueError> {
         let keys = KeyLayout::new(&cfg.namespace).map_err(QueueError::Config)?;
-        if cfg.lease_ms < 1_000 {
-            return Err(QueueError::Config(format!(
-                "lease_ms is {}; it must be at least 1000",
-                cfg.lease_ms
-            )));
-        }
+        cfg.validate().map_err(QueueError::Config)?;
         let client = redis::Client::open(redis_url)?;
         let mgr_cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_millis(cfg.response_timeout_ms)))
@@ -302,6 +356,28 @@ impl Queue {
         self.clock.now_ms()
     }
 
+    /// "Now" by the queue's clock: the Redis server's for the wall clock (what the scripts use),
+    /// the injected time otherwise.
+    pub async fn queue_now_ms(&self) -> Result<u64, QueueError> {
+        if !self.clock.is_wall_clock() {
+            return Ok(self.clock.now_ms());
+        }
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
+    /// The "now" passed to the scripts: 0 (the Redis server's clock) for the wall clock, the
+    /// injected time otherwise.
+    fn script_now(&self) -> u64 {
+        if self.clock.is_wall_clock() {
+            0
+        } else {
+            self.clock.now_ms()
+        }
+    }
+
     /// A connection handle for callers that issue their own commands (locks, admin).
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
@@ -319,7 +395,7 @@ impl Queue {
     /// Enqueues many jobs: chunks of [`PUSH_CHUNK`] per script call, all chunks in flight at
     /// once on the multiplexed connection (pipelined). Results are in input order.
     pub async fn enqueue_many(&self, specs: &[JobSpec]) -> Result<Vec<Enqueued>, QueueError> {
-        let now = self.now_ms();
+        let now = self.script_now();
         let calls = specs.chunks(PUSH_CHUNK).map(|chunk| {
             let mut conn = self.conn.clone();
             let mut inv = SCRIPTS.push.prepare_invoke();
@@ -374,36 +450,44 @@ impl Queue {
     /// Leases up to `want` jobs of `kinds` (served in the given order) to `worker`.
     /// Jobs whose payload cannot be read are still returned (as `Err`) so the caller can
     /// dead-letter them with the reason instead of losing them.
+    ///
+    /// `request` identifies the call: retrying with the same id after an error (a lost reply)
+    /// returns the jobs the first call leased, instead of leaving them leased to no one.
     pub async fn fetch(
         &self,
         worker: &str,
         want: usize,
         kinds: &[JobKind],
+        request: &str,
     ) -> Result<Vec<Result<Job, FetchedBad>>, QueueError> {
-        let now = self.now_ms();
+        const FIELDS: usize = 8;
         let mut inv = SCRIPTS.fetch.prepare_invoke();
         inv.key(self.keys.leases())
             .arg(self.keys.tag())
-            .arg(now)
-            .arg(now + self.cfg.lease_ms)
+            .arg(self.script_now())
+            .arg(self.cfg.lease_ms)
             .arg(worker)
-            .arg(want)
+            .arg(want.clamp(1, MAX_BATCH as usize))
             .arg(self.cfg.tenant_cap)
-            .arg(self.cfg.quantum.max(1))
+            .arg(self.cfg.quantum)
             .arg(self.cfg.max_promote)
-            .arg(self.cfg.max_scan.max(1));
+            .arg(self.cfg.max_scan)
+            .arg(request);
         for k in kinds {
             inv.arg(k.as_str());
         }
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await?;
-        if !reply.len().is_multiple_of(7) {
+        if !reply.len().is_multiple_of(FIELDS) {
             return Err(QueueError::Protocol {
                 script: "fetch",
-                detail: format!("reply of {} fields is not a multiple of 7", reply.len()),
+                detail: format!(
+                    "reply of {} fields is not a multiple of {FIELDS}",
+                    reply.len()
+                ),
             });
         }
-        let mut jobs = Vec::with_capacity(reply.len() / 7);
-        for f in reply.chunks_exact(7) {
+        let mut jobs = Vec::with_capacity(reply.len() / FIELDS);
+        for f in reply.chunks_exact(FIELDS) {
             let id = parse_id("fetch", &f[0])?;
             let kind: JobKind = f[1].parse().map_err(|e| QueueError::Protocol {
                 script: "fetch",
@@ -412,6 +496,7 @@ impl Queue {
             let attempt = parse_num("fetch", &f[4])? as u32;
             let max_attempts = parse_num("fetch", &f[5])? as u32;
             let enqueued_at_ms = parse_num("fetch", &f[6])?;
+            let lease = parse_num("fetch", &f[7])?;
             jobs.push(match JobPayload::from_json(&f[3]) {
                 Ok(payload) => Ok(Job {
                     id,
@@ -420,11 +505,13 @@ impl Queue {
                     attempt,
                     max_attempts,
                     enqueued_at_ms,
+                    lease,
                 }),
                 Err(e) => Err(FetchedBad {
                     id,
                     kind,
                     attempt,
+                    lease,
                     tenant: f[2].clone(),
                     reason: e.to_string(),
                 }),
@@ -438,25 +525,25 @@ impl Queue {
         if acks.is_empty() {
             return Ok(Vec::new());
         }
-        let now = self.now_ms();
         let mut inv = SCRIPTS.ack.prepare_invoke();
         inv.key(self.keys.leases())
             .arg(self.keys.tag())
-            .arg(now)
+            .arg(self.script_now())
             .arg(self.cfg.retention_ms)
             .arg(acks.len());
         for a in acks {
-            let (outcome, due, err) = match &a.outcome {
+            let (outcome, delay, err) = match &a.outcome {
                 AckOutcome::Succeeded => ("ok", 0, String::new()),
-                AckOutcome::Retry { due_ms, error } => ("retry", *due_ms, error_json(error)),
+                AckOutcome::Retry { delay_ms, error } => ("retry", *delay_ms, error_json(error)),
                 AckOutcome::Dead { error } => ("dead", 0, error_json(error)),
-                AckOutcome::Snooze { due_ms } => ("snooze", *due_ms, String::new()),
+                AckOutcome::Snooze { delay_ms } => ("snooze", *delay_ms, String::new()),
                 AckOutcome::Release => ("release", 0, String::new()),
             };
             inv.arg(a.id.to_string())
+                .arg(a.lease)
                 .arg(a.attempt)
                 .arg(outcome)
-                .arg(due)
+                .arg(delay)
                 .arg(err);
         }
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await?;
@@ -487,29 +574,27 @@ impl Queue {
             .collect()
     }
 
-    /// Extends the leases of jobs this worker still holds and records the worker's heartbeat.
-    /// A lease already rescued (or now held by another worker) is left alone. Returns how many
-    /// leases were extended.
-    pub async fn renew(&self, worker: &str, ids: &[JobId]) -> Result<usize, QueueError> {
-        let now = self.now_ms();
-        let deadline = now + self.cfg.lease_ms;
+    /// Extends the leases this worker still holds — `(job, lease generation)` pairs — and
+    /// records the worker's heartbeat. A lease already rescued, or now another's, is left alone.
+    /// Returns how many leases were extended.
+    pub async fn renew(&self, worker: &str, held: &[(JobId, u64)]) -> Result<usize, QueueError> {
         let mut total = 0;
-        // One call per 1,000 ids keeps each script short; an empty list still records the
+        // One call per 500 leases keeps each script short; an empty list still records the
         // heartbeat.
-        let chunks: Vec<&[JobId]> = if ids.is_empty() {
+        let chunks: Vec<&[(JobId, u64)]> = if held.is_empty() {
             vec![&[]]
         } else {
-            ids.chunks(1_000).collect()
+            held.chunks(500).collect()
         };
         for chunk in chunks {
             let mut inv = SCRIPTS.renew.prepare_invoke();
             inv.key(self.keys.leases())
                 .arg(self.keys.tag())
-                .arg(now)
-                .arg(deadline)
+                .arg(self.script_now())
+                .arg(self.cfg.lease_ms)
                 .arg(worker);
-            for id in chunk {
-                inv.arg(id.to_string());
+            for (id, lease) in chunk {
+                inv.arg(id.to_string()).arg(*lease);
             }
             let n: usize = inv.invoke_async(&mut self.conn.clone()).await?;
             total += n;
@@ -532,7 +617,7 @@ impl Queue {
         let mut inv = SCRIPTS.reap.prepare_invoke();
         inv.key(self.keys.leases())
             .arg(self.keys.tag())
-            .arg(self.now_ms())
+            .arg(self.script_now())
             .arg(limit);
         let reply: Vec<String> = inv.invoke_async(&mut self.conn.clone()).await?;
         if !reply.len().is_multiple_of(7) {
@@ -588,12 +673,24 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Tenants that have their own cap in Redis.
+    pub async fn capped_tenants(&self) -> Result<Vec<TenantId>, QueueError> {
+        let raw: Vec<String> = redis::cmd("HKEYS")
+            .arg(self.keys.caps())
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(raw.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+}
+
 /// A leased job whose payload could not be read: dead-lettered by the worker with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedBad {
     pub id: JobId,
     pub kind: JobKind,
     pub attempt: u32,
+    pub lease: u64,
     pub tenant: String,
     pub reason: String,
 }

@@ -167,7 +167,7 @@ impl Shared {
     pub(crate) fn classify(&self, job: &Job, e: &BoxDynError) -> AckOutcome {
         match e.downcast_ref::<JobError>() {
             Some(JobError::Snooze(d)) => AckOutcome::Snooze {
-                due_ms: self.queue.now_ms() + d.as_millis() as u64,
+                delay_ms: capped_ms(*d),
             },
             Some(JobError::Permanent { source }) => {
                 let chain = AttemptError::chain_of(source.as_ref());
@@ -204,7 +204,7 @@ impl Shared {
             worker: self.worker_id.clone(),
             class,
             chain,
-            retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
+            retry_after_ms: retry_after.map(capped_ms),
         };
         if !class.retries() {
             return AckOutcome::Dead { error };
@@ -214,8 +214,16 @@ impl Shared {
             None => job.kind.policy().retry_delay(job.attempt, self.jitter()),
         };
         AckOutcome::Retry {
-            due_ms: now + delay.as_millis() as u64,
+            delay_ms: capped_ms(delay),
             error,
         }
     }
+}
+
+/// The longest delay a handler may ask for (a retry-after or a snooze): 30 days. Longer is a
+/// mistake (or an API's garbage header), and would overflow the queue's millisecond clock.
+pub const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn capped_ms(d: Duration) -> u64 {
+    d.min(MAX_DELAY).as_millis() as u64
 }

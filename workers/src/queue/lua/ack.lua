@@ -1,12 +1,11 @@
 -- Record the outcome of a batch of attempts.
--- ARGV: tag, now_ms, retention_ms, n, then 5 fields per entry:
---   id, attempt, outcome (ok | retry | dead | snooze | release), due_ms (retry and snooze),
---   error json ('' = none; stored as field f<attempt>)
--- An entry whose job is gone, whose attempt number moved on, or whose lease is no longer held
+-- ARGV: tag, now_ms (0 = server clock), retention_ms, n, then 6 fields per entry:
+--   id, lease generation, attempt, outcome (ok | retry | dead | snooze | release),
+--   delay_ms (retry and snooze), error json ('' = none; stored as field f<attempt>)
+-- An entry whose job is gone, whose lease generation moved on, or whose lease is no longer held
 -- (it was rescued after the lease expired) is stale: nothing is changed and 'stale' is returned,
--- so a worker that stalled past its lease can never overwrite the newer attempt.
+-- so neither a worker that stalled past its lease nor a resent ack can touch a newer lease.
 -- Returns one status per entry: ok, retry, dead, snooze, release or stale.
-local now = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local leases = tag .. ':leases'
@@ -18,11 +17,12 @@ local freed = {}
 local succeeded, retried = 0, 0
 local i = 5
 for _ = 1, n do
-  local id, attempt, outcome, due, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
+  local id, gen, attempt, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local due, err = now + tonumber(ARGV[i + 4]), ARGV[i + 5]
+  i = i + 6
   local jk = job_prefix .. id
-  local cur = redis.call('HMGET', jk, 'a', 't', 'm', 'k')
-  if (not cur[1]) or cur[1] ~= attempt or redis.call('ZREM', leases, id) == 0 then
+  local cur = redis.call('HMGET', jk, 'g', 't', 'm', 'k')
+  if (not cur[1]) or cur[1] ~= gen or redis.call('ZREM', leases, id) == 0 then
     out[#out + 1] = 'stale'
   else
     local tenant, max, kind = cur[2], tonumber(cur[3]), cur[4]

@@ -2,6 +2,14 @@
 -- namespace tag ARGV[1] = "{ns}", so all keys of a script share one Redis Cluster slot.
 local tag = ARGV[1]
 
+-- "Now" in Unix ms. ARGV[2] = 0 means the Redis server's clock, so every worker judges leases and
+-- due times by one clock whatever its own says; tests pass an explicit time (a manual clock).
+local now = tonumber(ARGV[2])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 -- Makes a job ready: appends (or, for rescued and released jobs, prepends) it to its tenant's
 -- list for its kind, puts the tenant in the kind's round-robin ring if the list was empty, and
 -- records when it became ready (depth and oldest-age metrics).

@@ -1,11 +1,10 @@
 -- Enqueue a batch of jobs.
--- ARGV: tag, now_ms, n, then 10 fields per job:
+-- ARGV: tag, now_ms (0 = server clock), n, then 10 fields per job:
 --   id, kind, tenant, payload, max_attempts, run_at_ms (0 = now), dedupe key ('' = none),
 --   once scope ('' = none), once member, once ttl ms
 -- Returns, per job, a status ('new', 'dup' = a job with the dedupe key is waiting, 'once' = already
 -- enqueued in this window) and the id of the job that stands for it.
 -- The common path (a new job) costs five or six commands; a heartbeat of 60,000 jobs is 120 calls.
-local now = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local dedupe_key = tag .. ':dedupe'
 local out = {}

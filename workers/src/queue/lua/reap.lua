@@ -2,10 +2,9 @@
 -- may run this, whatever its id, so a fleet restarted after a crash rescues too. The lost attempt
 -- counts: its error (class 'lost') is recorded, and a job that has used all its attempts (for
 -- example one that kills every worker that runs it) goes to the dead set instead of looping.
--- ARGV: tag, now_ms, limit
+-- ARGV: tag, now_ms (0 = server clock), limit
 -- Returns 7 fields per rescued job: id, 'rescued' | 'dead', attempt, kind, tenant, worker,
 -- lease start ms.
-local now = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local leases = tag .. ':leases'
 local out = {}

@@ -1,17 +1,17 @@
 -- Extend the leases this worker holds and record its heartbeat.
--- ARGV: tag, now_ms, deadline_ms, worker, id...
--- A lease is extended only if this worker is its holder: a worker that stalled past its lease
--- and lost the job to another cannot keep extending the new holder's lease.
+-- ARGV: tag, now_ms (0 = server clock), lease_ms, worker, then pairs: id, lease generation
+-- A lease is extended only if this worker holds that very lease (same worker, same generation):
+-- a worker that stalled past its lease and lost the job cannot keep the new holder's lease alive.
 -- Returns the number of leases extended.
-local now = ARGV[2]
-local deadline = ARGV[3]
+local deadline = now + tonumber(ARGV[3])
 local worker = ARGV[4]
 redis.call('ZADD', tag .. ':workers', now, worker)
 local leases = tag .. ':leases'
 local n = 0
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  if redis.call('HGET', tag .. ':job:' .. id, 'w') == worker then
+for i = 5, #ARGV, 2 do
+  local id, gen = ARGV[i], ARGV[i + 1]
+  local f = redis.call('HMGET', tag .. ':job:' .. id, 'w', 'g')
+  if f[1] == worker and f[2] == gen then
     n = n + redis.call('ZADD', leases, 'XX', 'CH', deadline, id)
   end
 end
