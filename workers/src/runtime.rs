@@ -66,20 +66,24 @@ pub fn start_worker(
 ) -> RunningWorker {
     let concurrency = opts.concurrency.max(1);
     let worker_id = opts.worker_id.clone();
-    let backend = RedisBackend::start(queue, opts, reports);
+    let backend = RedisBackend::start(queue.clone(), opts.clone(), reports.clone());
     let handle = backend.handle();
     let slot = std::sync::Mutex::new(Some(backend));
     let h2 = handle.clone();
     let run = Box::pin(async move {
         let monitor = Monitor::new()
             .register(move |_run| {
-                // The backend is built once; apalis only calls this again to restart a failed
-                // worker, and ours never fails (Redis errors are retried inside it).
+                // The backend is built above; apalis calls this again only to restart a failed
+                // worker, which ours never is (Redis errors are retried inside the backend), and
+                // no restart policy is set. Should that change, a fresh backend is started.
                 let backend = slot
                     .lock()
                     .ok()
                     .and_then(|mut s| s.take())
-                    .expect("the worker is registered once and never restarted");
+                    .unwrap_or_else(|| {
+                        tracing::warn!("worker restarted by the monitor; starting a new backend");
+                        RedisBackend::start(queue.clone(), opts.clone(), reports.clone())
+                    });
                 WorkerBuilder::new(worker_id.clone())
                     .backend(backend)
                     .concurrency(concurrency)

@@ -2,42 +2,21 @@
 //! database per test: two cron fires of `megzo enqueue heartbeat` in the same bucket, and the
 //! replay of a dead job from Postgres after Redis lost everything.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use canonical::{Erp, Marketplace};
 use queue_schema::{AttemptError, ErrorClass, JobKind, JobPayload, JobSpec, Scope, Trigger};
 use sqlx::PgPool;
 use workers::db;
 use workers::queue::{Ack, AckOutcome, AckStatus, Queue, QueueConfig};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+mod support;
+use support::{megzo_command, noop_tenant, redis_url, stdout};
 
-/// The URL of the test's own database (same server as DATABASE_URL, the test's database name).
-fn db_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = pool
-        .connect_options()
-        .get_database()
-        .expect("sqlx::test pools name their database")
-        .to_owned();
-    match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => panic!("DATABASE_URL {base:?} has no database part"),
-    }
-}
-
+/// `megzo` on the test's database, in the test's queue namespace.
 fn megzo(pool: &PgPool, ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_megzo"));
-    c.args(["--log-format", "text"])
-        .args(args)
-        .env("DATABASE_URL", db_url(pool))
-        .env("REDIS_URL", redis_url())
-        .env("MEGZO_QUEUE__NAMESPACE", ns)
-        .env_remove("MEGZO_CONFIG");
+    let mut c = megzo_command(pool, "text");
+    c.args(args).env("MEGZO_QUEUE__NAMESPACE", ns);
     c
 }
 
@@ -55,17 +34,6 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "megzo failed: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 async fn queue(ns: &str) -> Queue {
     Queue::connect(
         &redis_url(),
@@ -76,22 +44,6 @@ async fn queue(ns: &str) -> Queue {
     )
     .await
     .expect("Redis must be running (deploy/services.sh up)")
-}
-
-/// A tenant with one no-op connection.
-async fn noop_tenant(pool: &PgPool, slug: &str) -> (db::Tenant, db::Connection) {
-    let t = db::add_tenant(pool, slug, "Shop").await.unwrap();
-    let c = db::add_connection(
-        pool,
-        t.id,
-        Erp::Noop,
-        Marketplace::Noop,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
-    (t, c)
 }
 
 fn namespace(test: &str) -> String {

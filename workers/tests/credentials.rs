@@ -7,36 +7,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use canonical::{Erp, Marketplace};
 use sqlx::PgPool;
 use workers::db;
 use workers::vault::Vault;
 
-const SECRET: &str = "s3cr3t-token-XYZ";
+mod support;
+use support::{megzo_command, noop_tenant, stdout};
 
-/// The URL of the test's own database (same server as DATABASE_URL, the test's database name).
-fn db_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = pool
-        .connect_options()
-        .get_database()
-        .expect("sqlx::test pools name their database")
-        .to_owned();
-    match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => panic!("DATABASE_URL {base:?} has no database part"),
-    }
-}
+const SECRET: &str = "s3cr3t-token-XYZ";
 
 /// `megzo` with JSON debug logs (the noisiest output there is) and no ambient key list.
 fn megzo(pool: &PgPool, keys: Option<&str>, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_megzo"));
-    c.args(["--log-format", "json"])
-        .args(args)
-        .env("DATABASE_URL", db_url(pool))
+    let mut c = megzo_command(pool, "json");
+    c.args(args)
         .env("RUST_LOG", "debug")
-        .env_remove("MEGZO_CONFIG")
         .env_remove("MEGZO_CREDENTIAL_KEYS");
     if let Some(k) = keys {
         c.env("MEGZO_CREDENTIAL_KEYS", k);
@@ -53,39 +37,12 @@ fn all_output(o: &Output) -> String {
     )
 }
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "megzo failed: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn assert_no_secret(what: &str, text: &str) {
     assert!(!text.contains(SECRET), "{what} leaks the secret: {text}");
     assert!(
         !text.contains("s3cr3t"),
         "{what} leaks part of the secret: {text}"
     );
-}
-
-/// A tenant with one no-op connection.
-async fn noop_tenant(pool: &PgPool, slug: &str) -> (db::Tenant, db::Connection) {
-    let t = db::add_tenant(pool, slug, "Shop").await.unwrap();
-    let c = db::add_connection(
-        pool,
-        t.id,
-        Erp::Noop,
-        Marketplace::Noop,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
-    (t, c)
 }
 
 /// A temporary file, removed on drop.
