@@ -1245,3 +1245,24 @@ async fn settings_that_would_break_a_script_are_refused_by_name() {
         assert!(err.to_string().contains(&format!("queue.{key}")), "{err}");
     }
 }
+
+#[tokio::test]
+async fn the_memory_of_queued_jobs_is_reported() {
+    let q = queue(test_config("memory")).await;
+    assert_eq!(
+        q.sampled_job_bytes(20).await.unwrap(),
+        None,
+        "nothing queued"
+    );
+    let (t, c) = (TenantId::new(), ConnectionId::new());
+    let specs: Vec<_> = (0..10).map(|_| job(JobKind::CatalogPush, t, c)).collect();
+    q.enqueue_many(&specs).await.unwrap();
+    let bytes = q
+        .sampled_job_bytes(20)
+        .await
+        .unwrap()
+        .expect("jobs are queued");
+    // A job record holds its payload (about 200 bytes of JSON) and a dozen fields.
+    assert!((200..4_000).contains(&bytes), "{bytes} B per job record");
+    delete_namespace(&q).await.unwrap();
+}

@@ -304,6 +304,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 s.dead_total,
                 s.rescued_total
             );
+            if let Some(bytes) = queue.sampled_job_bytes(20).await? {
+                println!(
+                    "redis memory: ~{bytes} B per queued job record (sampled; ~270 B more per job for its place in the queues)"
+                );
+            }
             Ok(())
         }
         Cmd::Demo(args) => demo(cfg, args).await,
