@@ -321,3 +321,60 @@ async fn a_tenant_cap_is_stored_in_postgres_and_applied_in_redis(pool: PgPool) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no tenant \"nobody\""));
 }
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_nul_in_an_error_or_payload_cannot_block_the_dead_job_outbox(pool: PgPool) {
+    let (t, c) = noop_tenant(&pool, "nul-shop").await;
+    let ns = namespace("nul");
+    let q = queue(&ns).await;
+    for _ in 0..2 {
+        q.enqueue(
+            &JobSpec::new(
+                JobKind::ReturnsReconcile,
+                JobPayload::v1(t.id, c.id, Scope::All, Trigger::Manual),
+            )
+            .without_dedupe(),
+        )
+        .await
+        .unwrap();
+    }
+    let jobs = q
+        .fetch("w1", 2, &[JobKind::ReturnsReconcile], "nul")
+        .await
+        .unwrap();
+    let acks: Vec<Ack> = jobs
+        .iter()
+        .map(|j| {
+            let j = j.as_ref().unwrap();
+            Ack {
+                id: j.id,
+                lease: j.lease,
+                attempt: 1,
+                outcome: AckOutcome::Dead {
+                    error: AttemptError {
+                        attempt: 1,
+                        at_ms: q.now_ms(),
+                        worker: "w1".into(),
+                        class: ErrorClass::Permanent,
+                        // An API's binary error body, NUL included.
+                        chain: vec!["bad body: \0\u{1}".into()],
+                        retry_after_ms: None,
+                    },
+                },
+            }
+        })
+        .collect();
+    assert_eq!(q.ack(&acks).await.unwrap(), vec![AckStatus::Dead; 2]);
+    assert_eq!(workers::process::sync_dead(&q, &pool).await.unwrap(), 2);
+    assert!(
+        q.outbox_peek(10).await.unwrap().is_empty(),
+        "the outbox drained"
+    );
+    for a in &acks {
+        let dead = db::get_dead(&pool, a.id)
+            .await
+            .unwrap()
+            .expect("in Postgres");
+        assert_eq!(dead.errors[0].chain, vec!["bad body: \u{FFFD}\u{1}"]);
+    }
+}

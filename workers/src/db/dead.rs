@@ -122,15 +122,15 @@ pub async fn insert_dead(pool: &PgPool, jobs: &[DeadJob]) -> Result<u64, DbError
         kinds.push(j.kind.as_str().to_owned());
         tenants.push(j.tenant_id.0);
         connections.push(j.connection_id.0);
-        payloads.push(j.payload.clone());
+        payloads.push(super::storable_json(j.payload.clone()));
         attempts.push(j.attempts);
         max_attempts.push(j.max_attempts);
-        errors.push(
+        errors.push(super::storable_json(
             serde_json::to_value(&j.errors).map_err(|source| DbError::Json {
                 what: "attempt errors",
                 source,
             })?,
-        );
+        ));
         enqueued.push(j.enqueued_at);
         died.push(j.died_at);
         replayed_at.push(j.replayed_at);

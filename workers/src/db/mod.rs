@@ -132,6 +132,23 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
 }
 
+/// A JSON value Postgres `jsonb` accepts: NUL characters (which an API's binary error body or an
+/// unreadable payload can carry, and `jsonb` refuses) are replaced with U+FFFD in every string and
+/// key, so one such value cannot block a batch of job history or the dead-job outbox.
+pub(crate) fn storable_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(queue_schema::job::storable(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (queue_schema::job::storable(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Opens a pool of at most `max_connections` connections to `url` and checks that it connects.
 /// Waiting for a free connection is bounded by [`ACQUIRE_TIMEOUT`] so an exhausted pool surfaces
 /// as an error, not a hang.

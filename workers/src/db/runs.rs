@@ -221,13 +221,15 @@ pub async fn insert_runs(pool: &PgPool, runs: &[RunRecord]) -> Result<u64, DbErr
         tenants.push(r.tenant_id.0);
         connections.push(r.connection_id.0);
         triggers.push(r.trigger.clone());
-        payloads.push(r.payload.clone());
+        payloads.push(super::storable_json(r.payload.clone()));
         outcomes.push(r.outcome.as_str().to_owned());
         errors.push(match &r.error {
-            Some(e) => serde_json::to_value(e).map_err(|source| DbError::Json {
-                what: "attempt error",
-                source,
-            })?,
+            Some(e) => {
+                super::storable_json(serde_json::to_value(e).map_err(|source| DbError::Json {
+                    what: "attempt error",
+                    source,
+                })?)
+            }
             None => serde_json::Value::Null,
         });
         started.push(r.started_at);

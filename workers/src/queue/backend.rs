@@ -567,7 +567,7 @@ async fn fetcher(
                                     at_ms: now,
                                     worker: shared.worker_id.clone(),
                                     class: ErrorClass::BadPayload,
-                                    chain: vec![bad.reason.clone()],
+                                    chain: vec![queue_schema::job::storable(bad.reason.clone())],
                                     retry_after_ms: None,
                                 },
                             },
