@@ -29,7 +29,22 @@ local function keys_of(kind)
   return k
 end
 
-local function make_ready(kind, tenant, id, now, front)
+-- With `batch` (a table), the ring additions and `queued` index entries are collected in it
+-- instead, to be written with one command per kind by flush_ready: a heartbeat enqueues
+-- thousands of jobs per call. (Scripts run atomically, so nothing sees the lists before.)
+local function collect(batch, key, a, b)
+  local entries = batch[key]
+  if not entries then
+    entries = { zset = b ~= nil }
+    batch[key] = entries
+  end
+  entries[#entries + 1] = a
+  if b ~= nil then
+    entries[#entries + 1] = b
+  end
+end
+
+local function make_ready(kind, tenant, id, now, front, batch)
   local k = keys_of(kind)
   local rl = k.ready .. tenant
   local len
@@ -38,10 +53,27 @@ local function make_ready(kind, tenant, id, now, front)
   else
     len = redis.call('RPUSH', rl, id)
   end
-  if len == 1 then
-    redis.call('RPUSH', k.ring, tenant)
+  if batch then
+    if len == 1 then
+      collect(batch, k.ring, tenant)
+    end
+    collect(batch, k.queued, now, id)
+  else
+    if len == 1 then
+      redis.call('RPUSH', k.ring, tenant)
+    end
+    redis.call('ZADD', k.queued, now, id)
   end
-  redis.call('ZADD', k.queued, now, id)
+end
+
+-- Writes what make_ready collected, in chunks far below Lua's stack limit.
+local function flush_ready(batch)
+  for key, entries in pairs(batch) do
+    local cmd = entries.zset and 'ZADD' or 'RPUSH'
+    for i = 1, #entries, 1000 do
+      redis.call(cmd, key, unpack(entries, i, math.min(i + 999, #entries)))
+    end
+  end
 end
 
 -- `n` jobs fewer running for the tenant (the per-tenant cap).
