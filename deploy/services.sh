@@ -31,8 +31,10 @@ redis_up() {
     # of its own (the queue's durability in production comes from the deployment's AOF config).
     if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
       mkdir -p /tmp/megzo-redis
+      # hash-max-listpack-value 256 keeps a job record compact (440 B instead of 800 B).
       redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
-        --appendonly no --dir /tmp/megzo-redis --logfile /tmp/megzo-redis/redis.log
+        --appendonly no --hash-max-listpack-value 256 \
+        --dir /tmp/megzo-redis --logfile /tmp/megzo-redis/redis.log
     fi
     for _ in $(seq 50); do
       redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
