@@ -81,7 +81,9 @@ pub async fn enqueue_heartbeat_for(
     targets: &[(TenantId, ConnectionId)],
     interval: Duration,
 ) -> anyhow::Result<HeartbeatReport> {
-    let bucket = bucket_of(queue.now_ms(), interval);
+    // The bucket comes from the queue's clock (the Redis server's), so schedulers whose own
+    // clocks disagree near a bucket boundary still pick the same bucket.
+    let bucket = bucket_of(queue.queue_now_ms().await?, interval);
     // Every flow of the no-op connector is supported; the real connectors' capability matrix
     // will filter here (the scheduler never enqueues what cannot run).
     let specs = heartbeat_specs(targets, &JobKind::by_priority(), bucket, interval);
@@ -124,7 +126,10 @@ pub async fn run_scheduler(
                 metrics::counter!("megzo_heartbeat_jobs_enqueued_total")
                     .increment(r.enqueued as u64);
                 let interval_ms = interval.as_millis() as u64;
-                let now = queue.now_ms();
+                let now = queue
+                    .queue_now_ms()
+                    .await
+                    .unwrap_or_else(|_| queue.now_ms());
                 Duration::from_millis(interval_ms - now % interval_ms)
             }
             Err(e) => {

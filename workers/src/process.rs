@@ -184,22 +184,25 @@ pub async fn sync_dead(queue: &Queue, pool: &PgPool) -> anyhow::Result<usize> {
             replayed_as: None,
         });
     }
-    match db::insert_dead(pool, &rows).await {
-        Ok(_) => {}
+    let copied = match db::insert_dead(pool, &rows).await {
+        Ok(_) => rows.len(),
         Err(e) if refused_for_content(&e) => {
             // One bad row must not block the outbox: write them one by one, and leave a row
             // Postgres refuses in Redis's dead set (where support still sees it) with the reason.
+            let mut copied = 0;
             for row in &rows {
-                if let Err(e) = db::insert_dead(pool, std::slice::from_ref(row)).await {
-                    tracing::error!(job_id = %row.job_id, error = %e,
-                        "dead job refused by Postgres; it stays in the Redis dead set only");
+                match db::insert_dead(pool, std::slice::from_ref(row)).await {
+                    Ok(_) => copied += 1,
+                    Err(e) => tracing::error!(job_id = %row.job_id, error = %e,
+                        "dead job refused by Postgres; it stays in the Redis dead set only"),
                 }
             }
+            copied
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     queue.outbox_remove(&ids).await?;
-    Ok(rows.len())
+    Ok(copied)
 }
 
 /// Copies tenants' own concurrency caps from Postgres (the authority) to Redis, where the fetch

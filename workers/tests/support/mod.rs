@@ -65,3 +65,13 @@ pub async fn noop_tenant(pool: &PgPool, slug: &str) -> (db::Tenant, db::Connecti
     .unwrap();
     (t, c)
 }
+
+/// The process's stderr, after asserting it failed (a refusal is part of the contract).
+pub fn stderr_of_failure(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "megzo was expected to refuse, but succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
