@@ -1,18 +1,30 @@
 //! `canonical`: the domain vocabulary of MEGZO Integrator Vortex.
 //!
 //! Every other crate speaks in these types: identifiers of tenants and connections, the names of
-//! the external systems the product talks to, SKUs and marketplace order ids. Connectors convert
-//! their wire formats into these types in one place; queue payloads carry them.
+//! the external systems the product talks to, SKUs and marketplace order ids, money, and the
+//! commerce model (listings, orders, returns, shipments). Connectors convert their wire formats
+//! into these types in one place; queue payloads carry the identifiers.
 //!
 //! Layout:
 //! - [`ids`]: tenant, connection, SKU and channel-order identifiers (newtypes, validated).
 //! - [`systems`]: the closed set of ERPs, marketplaces and couriers, with stable string names.
+//! - [`money`]: currencies, amounts (`Decimal`), VAT rates (percentages), countries.
+//! - [`commerce`]: listings, stock and price updates, orders, returns, shipments, tracking;
+//!   personal data only in [`Contact`], whose `Debug` is redacted.
 //!
-//! **This crate does no I/O** and depends on nothing but serde, uuid and thiserror, so it can be
-//! used from any layer and tested in isolation.
+//! **This crate does no I/O** and depends on nothing but serde, uuid, chrono, rust_decimal and
+//! thiserror, so it can be used from any layer and tested in isolation.
 
+pub mod commerce;
 pub mod ids;
+pub mod money;
 pub mod systems;
 
+pub use commerce::{
+    Contact, CustomsLine, Listing, MarketPrice, Order, OrderLine, OrderStatus, Package,
+    ParcelState, PriceUpdate, ReturnEvent, ReturnKind, ReturnLine, Shipment, ShipmentRequest,
+    StockUpdate, Tracking, TrackingEvent, TrackingStatus,
+};
 pub use ids::{ChannelOrderId, ConnectionId, IdError, Sku, TenantId};
+pub use money::{Country, Currency, Money, UnitError, VatRate, round2};
 pub use systems::{Courier, Erp, Marketplace, UnknownSystem};

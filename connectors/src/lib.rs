@@ -1,14 +1,42 @@
 //! `connectors`: one folder per external system (client, wire types, conversion to `canonical`,
 //! error classification, capabilities, and a stateful fake of the same contract).
 //!
-//! Today it holds the shared vocabulary ([`Flow`], [`Capabilities`]) and the built-in
-//! [`noop`] connector that the demo tenants use until the real connectors land (CDON, Cel.ro, DHL,
-//! SmartBill, lexoffice, WinMentor, Charisma are the next issues).
+//! Shared pieces:
+//! - [`error`]: [`ConnectorError`] and its classes (retryable, permanent, auth, **in-doubt**,
+//!   unsupported, config): the table of what each class means is there.
+//! - [`http`]: the reqwest client every connector uses (rustls, timeouts, the [`gate::CallGate`]
+//!   before every call, `Retry-After`, bounded inline retries of safe calls).
+//! - [`gate`]: where an account's limits plug in (the workers enforce them fleet-wide in Redis).
+//! - [`marketplace`] and [`courier`]: the traits the flows call.
+//! - [`fake`]: what every fake server shares (fault injection, limits, `/_control`).
+//! - [`conformance`]: the suites every marketplace and courier runs against its fake.
 //!
-//! **This crate never knows about queues**: it does not depend on `queue-schema`; the workers map
-//! a job kind to a [`Flow`].
+//! One folder per system, each with `config`, `client`, `wire`, `convert`, `errors`,
+//! `capabilities`, `fake` and tests: [`cdon`], [`celro`], [`dhl`] (one cargo feature each).
+//! [`noop`] is the built-in connector of the demo tenants.
+//!
+//! **This crate never knows about queues or Redis**: it does not depend on `queue-schema`; the
+//! workers map a job kind to a [`Flow`] and give clients a [`gate::CallGate`].
 
+pub mod conformance;
+pub mod courier;
+pub mod error;
+pub mod fake;
+pub mod gate;
+pub mod http;
+pub mod marketplace;
 pub mod noop;
+
+#[cfg(feature = "cdon")]
+pub mod cdon;
+#[cfg(feature = "celro")]
+pub mod celro;
+#[cfg(feature = "dhl")]
+pub mod dhl;
+
+pub use courier::Courier;
+pub use error::{ConnectorError, ErrorClass};
+pub use marketplace::Marketplace;
 
 use serde::Serialize;
 
