@@ -385,3 +385,93 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The outcome of [`shared_account_run`].
+#[derive(Debug, Clone)]
+pub struct SharedAccountRun {
+    /// Calls the fake served (within the limit).
+    pub served: u64,
+    /// Calls the fake refused because the account was over its limit.
+    pub over_limit: u64,
+    /// Calls the fake would allow in the run's duration at the API's own rate.
+    pub allowed: f64,
+    /// Failed calls reported by the processes, and the first failure's text.
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl SharedAccountRun {
+    /// Share of the allowed rate used.
+    pub fn utilization(&self) -> f64 {
+        self.served as f64 / self.allowed
+    }
+}
+
+/// `processes` separate `rate-client` processes (path `exe`) share one CDON fake account whose
+/// API allows `rate` calls per `per_ms` (sliding window, enforced and counted by the fake); each
+/// process's gate enforces the same limit fleet-wide in Redis with `margin_ms` added to the
+/// window. Runs `secs` seconds.
+pub async fn shared_account_run(
+    exe: &str,
+    test: &str,
+    processes: usize,
+    rate: u32,
+    per_ms: u64,
+    margin_ms: u64,
+    secs: u64,
+) -> SharedAccountRun {
+    use connectors::cdon::fake::{CdonFake, DEMO_MERCHANT_ID, DEMO_TOKEN};
+    use connectors::fake::{Limits, RateRule, serve};
+    let fake = CdonFake::new();
+    fake.seed_demo();
+    fake.harness().set_limits(Limits {
+        rate: Some(RateRule { count: rate, per_ms }),
+        concurrency: None,
+    });
+    let server = serve(fake.router(), "127.0.0.1:0").await.expect("fake listens");
+    let cfg = test_config(test);
+    let ns = cfg.namespace.clone();
+    let start = std::time::Instant::now();
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            tokio::process::Command::new(exe)
+                .env("REDIS_URL", redis_url())
+                .env("QUEUE_NS", &ns)
+                .env("BASE_URL", format!("{}/api/", server.base_url()))
+                .env("MERCHANT_ID", DEMO_MERCHANT_ID)
+                .env("TOKEN", DEMO_TOKEN)
+                .env("RATE", rate.to_string())
+                .env("PER_MS", (per_ms + margin_ms).to_string())
+                .env("SECS", secs.to_string())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("rate-client starts")
+        })
+        .collect();
+    let (mut errors, mut first_error) = (0, None);
+    for child in children {
+        let out = child.wait_with_output().await.expect("rate-client runs");
+        assert!(out.status.success(), "rate-client failed: {out:?}");
+        let line: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("rate-client prints JSON");
+        errors += line["errors"].as_u64().unwrap_or(0);
+        if first_error.is_none() {
+            first_error = line["first_error"].as_str().map(str::to_owned);
+        }
+    }
+    let elapsed = start.elapsed();
+    let stats = fake.harness().stats();
+    let q = queue(cfg).await;
+    let _ = delete_namespace(&q).await;
+    drop(server);
+    SharedAccountRun {
+        served: stats.requests - stats.over_limit,
+        over_limit: stats.over_limit,
+        allowed: rate as f64 * (secs * 1000) as f64 / per_ms as f64,
+        errors,
+        first_error,
+        elapsed,
+    }
+}

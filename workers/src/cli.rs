@@ -71,6 +71,31 @@ enum Cmd {
     /// Manage the credential keys: make a new key, re-encrypt everything with the active key.
     #[command(subcommand)]
     Credentials(CredentialsCmd),
+    /// Print which flows each external system supports, and why not where it does not.
+    Connectors {
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start every fake external system (CDON, Cel.ro, DHL) on loopback with demo data, and
+    /// print their URLs and demo credentials; runs until Ctrl-C.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    cdon: String,
+    #[arg(long, default_value = "127.0.0.1:7402")]
+    celro: String,
+    #[arg(long, default_value = "127.0.0.1:7403")]
+    dhl: String,
+    /// Start empty (no demo listings or orders).
+    #[arg(long)]
+    no_seed: bool,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration_secs: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -314,7 +339,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Demo(args) => demo(cfg, args).await,
         Cmd::Connections(cmd) => connections(cfg, cmd).await,
         Cmd::Credentials(cmd) => credentials(cfg, cmd).await,
+        Cmd::Connectors { json } => {
+            print!("{}", connectors_matrix(json)?);
+            Ok(())
+        }
+        Cmd::Sandbox(args) => sandbox(args).await,
     }
+}
+
+/// The capability matrix as a table (✓ supported, ✗ not, with the reasons below) or JSON.
+fn connectors_matrix(json: bool) -> anyhow::Result<String> {
+    use connectors::{Flow, Support};
+    let matrix = workers::connect::capability_matrix();
+    if json {
+        return Ok(serde_json::to_string_pretty(&matrix)? + "\n");
+    }
+    let flow_name = |f: Flow| {
+        serde_json::to_value(f)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut out = format!("{:<10}", "system");
+    for f in Flow::ALL {
+        out += &format!(" {:<17}", flow_name(f));
+    }
+    out.push('\n');
+    let mut notes = String::new();
+    for caps in &matrix {
+        out += &format!("{:<10}", caps.system);
+        for f in Flow::ALL {
+            let mark = match caps.flows.iter().find(|(g, _)| *g == f) {
+                Some((_, Support::Supported)) => "yes".to_owned(),
+                Some((_, Support::Unsupported { why })) => {
+                    notes += &format!("- {} {}: {why}\n", caps.system, flow_name(f));
+                    "no (see below)".to_owned()
+                }
+                None => "-".to_owned(),
+            };
+            out += &format!(" {mark:<17}");
+        }
+        out = out.trim_end().to_owned() + "\n";
+    }
+    if !notes.is_empty() {
+        out += "\nwhy not:\n";
+        out += &notes;
+    }
+    Ok(out)
+}
+
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let addrs = workers::sandbox::Addrs {
+        cdon: args.cdon,
+        celro: args.celro,
+        dhl: args.dhl,
+    };
+    let sandbox = workers::sandbox::Sandbox::start(&addrs, !args.no_seed).await?;
+    println!("{}", sandbox.describe());
+    tracing::info!("sandbox running; Ctrl-C stops it");
+    match args.duration_secs {
+        Some(s) => {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+                _ = shutdown_signal() => {}
+            }
+        }
+        None => shutdown_signal().await,
+    }
+    drop(sandbox);
+    Ok(())
 }
 
 async fn pg(cfg: &Config) -> anyhow::Result<PgPool> {

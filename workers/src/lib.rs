@@ -11,6 +11,10 @@
 //! - [`lock`]: the Redis order-lock with fencing tokens;
 //! - [`ratelimit`]: fleet-wide limits of external APIs per account (GCRA rate limiter and
 //!   semaphore in Redis) and each system's contract limits;
+//! - [`gate`]: the connectors' `CallGate` over those limits (what every external call passes);
+//! - [`connect`]: connector clients from a connection's settings and credentials, the
+//!   capability matrix, and connector failures mapped to queue outcomes;
+//! - [`sandbox`]: every fake external system on loopback (`megzo sandbox`);
 //! - [`vault`]: encryption at rest of connection credentials (keys from
 //!   `MEGZO_CREDENTIAL_KEYS`, ChaCha20-Poly1305 bound to the connection id);
 //! - [`config`]: layered typed configuration;
@@ -20,13 +24,16 @@
 //! error reporting for the user, beside the thin process-assembly functions.
 
 pub mod config;
+pub mod connect;
 pub mod db;
 pub mod flows;
+pub mod gate;
 pub mod heartbeat;
 pub mod lock;
 pub mod process;
 pub mod queue;
 pub mod ratelimit;
 pub mod runtime;
+pub mod sandbox;
 pub mod telemetry;
 pub mod vault;

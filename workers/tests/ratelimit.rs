@@ -469,7 +469,7 @@ fn contract_limits_are_the_documented_ones() {
         limits_for("lexoffice"),
         vec![(
             "public-api",
-            Limit::Rate(RateLimit::new(2, Duration::from_secs(1)))
+            Limit::Rate(RateLimit::new(2, Duration::from_millis(1_050)))
         )]
     );
     let celro = limits_for("celro");
