@@ -229,8 +229,20 @@ mod tests {
         assert_eq!("se".parse::<Country>().unwrap(), Country::SE);
         assert!(!Country::NO.in_eu_customs_union());
         assert!(Country::FI.in_eu_customs_union());
-        assert!("Sweden".parse::<Country>().unwrap_err().to_string().contains("Sweden"));
-        assert!("XYZ".parse::<Currency>().unwrap_err().to_string().contains("XYZ"));
+        assert!(
+            "Sweden"
+                .parse::<Country>()
+                .unwrap_err()
+                .to_string()
+                .contains("Sweden")
+        );
+        assert!(
+            "XYZ"
+                .parse::<Currency>()
+                .unwrap_err()
+                .to_string()
+                .contains("XYZ")
+        );
         assert_eq!(serde_json::to_string(&Currency::Sek).unwrap(), "\"SEK\"");
     }
 }

@@ -10,14 +10,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canonical::{ChannelOrderId, Listing, OrderStatus, ShipmentRequest, Sku, StockUpdate, Tracking};
+use canonical::{
+    ChannelOrderId, Listing, OrderStatus, ShipmentRequest, Sku, StockUpdate, Tracking,
+};
 use chrono::Utc;
 use rust_decimal::Decimal;
 
+use crate::courier::Courier;
 use crate::error::ErrorClass;
 use crate::fake::{Faults, Harness};
 use crate::marketplace::{InvoiceFile, ItemState, Marketplace, Transition};
-use crate::courier::Courier;
 
 /// What the marketplace suite needs to see inside a fake.
 pub trait MarketplaceFake: Send + Sync {
@@ -77,11 +79,21 @@ pub async fn upsert_reports_per_item(s: &MarketplaceSetup) {
         Some(h) if !report.is_settled() => s.client.poll_batch(h).await.expect("poll"),
         _ => report,
     };
-    let state = |k: &Sku| report.items.iter().find(|i| &i.sku == k).map(|i| i.state.clone());
+    let state = |k: &Sku| {
+        report
+            .items
+            .iter()
+            .find(|i| &i.sku == k)
+            .map(|i| i.state.clone())
+    };
     assert_eq!(state(&good.sku), Some(ItemState::Ok), "{report:?}");
     match state(&s.invalid.0.sku) {
         Some(ItemState::Failed { message, retryable }) => {
-            assert!(message.contains(s.invalid.1), "message {message:?} lacks {:?}", s.invalid.1);
+            assert!(
+                message.contains(s.invalid.1),
+                "message {message:?} lacks {:?}",
+                s.invalid.1
+            );
             assert!(!retryable, "a validation failure is not retryable");
         }
         other => panic!("invalid item should fail, got {other:?} in {report:?}"),
@@ -97,8 +109,14 @@ pub async fn stock_and_price_updates(s: &MarketplaceSetup) {
     let report = s
         .client
         .update_stock(&[
-            StockUpdate { sku: known.clone(), quantity: 17 },
-            StockUpdate { sku: unknown.clone(), quantity: 1 },
+            StockUpdate {
+                sku: known.clone(),
+                quantity: 17,
+            },
+            StockUpdate {
+                sku: unknown.clone(),
+                quantity: 1,
+            },
         ])
         .await
         .expect("stock update call");
@@ -120,7 +138,11 @@ pub async fn stock_and_price_updates(s: &MarketplaceSetup) {
     listing.prices = prices.clone();
     let report = s
         .client
-        .update_prices(&[canonical::PriceUpdate { sku: known.clone(), prices, vat: listing.vat }])
+        .update_prices(&[canonical::PriceUpdate {
+            sku: known.clone(),
+            prices,
+            vat: listing.vat,
+        }])
         .await
         .expect("price update call");
     s.fake.settle();
@@ -137,7 +159,11 @@ pub async fn orders_page_from_a_cursor(s: &MarketplaceSetup) {
     let mut cursor: Option<String> = None;
     let mut seen = Vec::new();
     for _ in 0..50 {
-        let page = s.client.list_orders(cursor.as_deref()).await.expect("list orders");
+        let page = s
+            .client
+            .list_orders(cursor.as_deref())
+            .await
+            .expect("list orders");
         seen.extend(page.orders.iter().map(|o| o.id.clone()));
         for o in &page.orders {
             assert!(!o.lines.is_empty(), "order {} has no lines", o.id);
@@ -160,34 +186,62 @@ pub async fn orders_page_from_a_cursor(s: &MarketplaceSetup) {
 /// Accept and ship move the order; repeating either is `AlreadyDone`, never an error.
 pub async fn accept_and_ship_are_idempotent(s: &MarketplaceSetup) {
     let id = s.fake.seed_order(&sku("CONF-SHIP-1"), 1);
-    assert_eq!(s.client.accept_order(&id).await.expect("accept"), Transition::Done);
+    assert_eq!(
+        s.client.accept_order(&id).await.expect("accept"),
+        Transition::Done
+    );
     assert_eq!(s.fake.order_status(&id), Some(OrderStatus::Accepted));
-    assert_eq!(s.client.accept_order(&id).await.expect("accept again"), Transition::AlreadyDone);
-    let t = [Tracking { carrier: "DHL".into(), number: "1234567890".into() }];
-    assert_eq!(s.client.ship_order(&id, &t).await.expect("ship"), Transition::Done);
+    assert_eq!(
+        s.client.accept_order(&id).await.expect("accept again"),
+        Transition::AlreadyDone
+    );
+    let t = [Tracking {
+        carrier: "DHL".into(),
+        number: "1234567890".into(),
+    }];
+    assert_eq!(
+        s.client.ship_order(&id, &t).await.expect("ship"),
+        Transition::Done
+    );
     assert_eq!(s.fake.order_status(&id), Some(OrderStatus::Shipped));
     assert_eq!(s.fake.order_tracking(&id), t.to_vec());
-    assert_eq!(s.client.ship_order(&id, &t).await.expect("ship again"), Transition::AlreadyDone);
+    assert_eq!(
+        s.client.ship_order(&id, &t).await.expect("ship again"),
+        Transition::AlreadyDone
+    );
 }
 
 /// Cancelling a new order works; the cancellation shows up among returns/cancellations.
 pub async fn cancellations_are_listed(s: &MarketplaceSetup) {
     let ours = s.fake.seed_order(&sku("CONF-CANC-1"), 1);
-    assert_eq!(s.client.cancel_order(&ours, "out of stock").await.expect("cancel"), Transition::Done);
+    assert_eq!(
+        s.client
+            .cancel_order(&ours, "out of stock")
+            .await
+            .expect("cancel"),
+        Transition::Done
+    );
     assert_eq!(s.fake.order_status(&ours), Some(OrderStatus::Cancelled));
     let theirs = s.fake.seed_order(&sku("CONF-CANC-2"), 1);
     s.fake.cancel_as_marketplace(&theirs);
     let mut cursor = None;
     let mut seen = Vec::new();
     for _ in 0..50 {
-        let page = s.client.list_returns(cursor.as_deref()).await.expect("list returns");
+        let page = s
+            .client
+            .list_returns(cursor.as_deref())
+            .await
+            .expect("list returns");
         seen.extend(page.events.iter().map(|e| e.order_id.clone()));
         cursor = Some(page.cursor);
         if !page.more {
             break;
         }
     }
-    assert!(seen.contains(&theirs), "marketplace cancellation not listed: {seen:?}");
+    assert!(
+        seen.contains(&theirs),
+        "marketplace cancellation not listed: {seen:?}"
+    );
 }
 
 /// The invoice PDF attaches (or the marketplace declares it unsupported and says why).
@@ -216,7 +270,10 @@ pub async fn callbacks_parse_or_refuse(s: &MarketplaceSetup) {
         Some((q, b)) => {
             let w = s.client.parse_callback(q, b).expect("valid callback");
             assert!(!w.orders.is_empty(), "{w:?}");
-            let e = s.client.parse_callback("type=1&value=%7Bnot-json", b"").expect_err("garbage");
+            let e = s
+                .client
+                .parse_callback("type=1&value=%7Bnot-json", b"")
+                .expect_err("garbage");
             assert_eq!(e.class(), ErrorClass::Permanent, "{e}");
         }
         None => {
@@ -229,10 +286,17 @@ pub async fn callbacks_parse_or_refuse(s: &MarketplaceSetup) {
 /// Wrong credentials are an `Auth` error, not retried.
 pub async fn bad_credentials_are_auth_errors(s: &MarketplaceSetup) {
     let before = s.fake.harness().stats().requests;
-    let e = s.bad_auth.list_orders(None).await.expect_err("bad credentials");
+    let e = s
+        .bad_auth
+        .list_orders(None)
+        .await
+        .expect_err("bad credentials");
     assert_eq!(e.class(), ErrorClass::Auth, "{e}");
     let calls = s.fake.harness().stats().requests - before;
-    assert!(calls <= 2, "auth failures must not be retried ({calls} calls)");
+    assert!(
+        calls <= 2,
+        "auth failures must not be retried ({calls} calls)"
+    );
 }
 
 /// 429 is retried after the hinted delay, and the call then succeeds.
@@ -242,8 +306,15 @@ pub async fn throttling_is_retried_after_the_hint(s: &MarketplaceSetup) {
         f.retry_after_secs = 1;
     });
     let start = Instant::now();
-    s.client.list_orders(None).await.expect("succeeds after the 429");
-    assert!(start.elapsed() >= Duration::from_millis(950), "waited only {:?}", start.elapsed());
+    s.client
+        .list_orders(None)
+        .await
+        .expect("succeeds after the 429");
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited only {:?}",
+        start.elapsed()
+    );
     s.fake.harness().set_faults(Faults::default());
 }
 
@@ -252,7 +323,10 @@ pub async fn server_errors_are_retried(s: &MarketplaceSetup) {
     let h = s.fake.harness();
     h.update_faults(|f| f.next_5xx = 1);
     let before = h.stats().requests;
-    s.client.list_orders(None).await.expect("succeeds after one 503");
+    s.client
+        .list_orders(None)
+        .await
+        .expect("succeeds after one 503");
     assert!(h.stats().requests - before >= 2, "the 503 was not retried");
     h.update_faults(|f| f.rate_5xx = 1.0);
     let e = s.client.list_orders(None).await.expect_err("always 503");
@@ -268,7 +342,10 @@ pub async fn garbage_fails_visibly(s: &MarketplaceSetup) {
     let e = s.client.list_orders(None).await.expect_err("garbage body");
     h.set_faults(Faults::default());
     assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
-    assert!(e.to_string().contains("Cloudflare"), "the body is shown: {e}");
+    assert!(
+        e.to_string().contains("Cloudflare"),
+        "the body is shown: {e}"
+    );
 }
 
 /// A ship that commits and then times out is `InDoubt`, never blindly retried; the retry the
@@ -282,13 +359,23 @@ pub async fn ambiguous_ship_is_in_doubt(s: &MarketplaceSetup) {
         f.hang_ms = Some(3_000);
     });
     let before = h.stats().requests;
-    let t = [Tracking { carrier: "DHL".into(), number: "JD0001".into() }];
+    let t = [Tracking {
+        carrier: "DHL".into(),
+        number: "JD0001".into(),
+    }];
     let e = s.client.ship_order(&id, &t).await.expect_err("times out");
     assert_eq!(e.class(), ErrorClass::InDoubt, "{e}");
-    assert_eq!(h.stats().requests - before, 1, "an in-doubt call must not be repeated");
+    assert_eq!(
+        h.stats().requests - before,
+        1,
+        "an in-doubt call must not be repeated"
+    );
     h.set_faults(Faults::default());
     assert_eq!(s.fake.order_status(&id), Some(OrderStatus::Shipped));
-    assert_eq!(s.client.ship_order(&id, &t).await.expect("retry"), Transition::AlreadyDone);
+    assert_eq!(
+        s.client.ship_order(&id, &t).await.expect("retry"),
+        Transition::AlreadyDone
+    );
 }
 
 /// An expired session is renewed transparently (APIs with sessions); others just work.
@@ -340,13 +427,27 @@ pub struct CourierSetup {
 /// Create returns an AWB and a PDF label; the reference finds it again; tracking works.
 pub async fn create_find_track(s: &CourierSetup) {
     let r = format!("CONF-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let shipment = s.client.create_shipment(&(s.request_eu)(&r)).await.expect("create");
+    let shipment = s
+        .client
+        .create_shipment(&(s.request_eu)(&r))
+        .await
+        .expect("create");
     assert!(!shipment.awb.is_empty());
     assert!(shipment.label_pdf.starts_with(b"%PDF"), "label is a PDF");
     assert_eq!(s.fake.awbs_for(&r), vec![shipment.awb.clone()]);
-    let found = s.client.find_by_reference(&r, Utc::now()).await.expect("find");
+    let found = s
+        .client
+        .find_by_reference(&r, Utc::now())
+        .await
+        .expect("find");
     assert_eq!(found.map(|f| f.awb), Some(shipment.awb.clone()));
-    assert!(s.client.find_by_reference("CONF-NEVER", Utc::now()).await.expect("find none").is_none());
+    assert!(
+        s.client
+            .find_by_reference("CONF-NEVER", Utc::now())
+            .await
+            .expect("find none")
+            .is_none()
+    );
     s.fake.advance(&shipment.awb, true);
     let t = s.client.tracking(&shipment.awb).await.expect("tracking");
     assert_eq!(t.state, canonical::ParcelState::Delivered, "{t:?}");
@@ -354,39 +455,79 @@ pub async fn create_find_track(s: &CourierSetup) {
 
 /// Outside the EU the courier gets a customs declaration and still mints one AWB.
 pub async fn non_eu_needs_customs(s: &CourierSetup) {
-    let r = format!("CONF-NO-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    s.client.create_shipment(&(s.request_non_eu)(&r)).await.expect("create to a non-EU country");
+    let r = format!(
+        "CONF-NO-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    s.client
+        .create_shipment(&(s.request_non_eu)(&r))
+        .await
+        .expect("create to a non-EU country");
     assert_eq!(s.fake.awbs_for(&r).len(), 1);
     let mut no_lines = (s.request_non_eu)(&format!("{r}-X"));
     no_lines.lines.clear();
-    let e = s.client.create_shipment(&no_lines).await.expect_err("no customs lines");
-    assert!(matches!(e.class(), ErrorClass::Permanent | ErrorClass::Config), "{e}");
+    let e = s
+        .client
+        .create_shipment(&no_lines)
+        .await
+        .expect_err("no customs lines");
+    assert!(
+        matches!(e.class(), ErrorClass::Permanent | ErrorClass::Config),
+        "{e}"
+    );
 }
 
 /// A refused request is permanent with the courier's own message; bad credentials are `Auth`.
 pub async fn refusals_are_permanent(s: &CourierSetup) {
-    let e = s.client.create_shipment(&s.invalid.0).await.expect_err("invalid");
+    let e = s
+        .client
+        .create_shipment(&s.invalid.0)
+        .await
+        .expect_err("invalid");
     assert_eq!(e.class(), ErrorClass::Permanent, "{e}");
-    assert!(e.to_string().contains(s.invalid.1), "{e} lacks {:?}", s.invalid.1);
-    let e = s.bad_auth.find_by_reference("X", Utc::now()).await.expect_err("auth");
+    assert!(
+        e.to_string().contains(s.invalid.1),
+        "{e} lacks {:?}",
+        s.invalid.1
+    );
+    let e = s
+        .bad_auth
+        .find_by_reference("X", Utc::now())
+        .await
+        .expect_err("auth");
     assert_eq!(e.class(), ErrorClass::Auth, "{e}");
 }
 
 /// A create that commits then times out is in doubt, is not repeated, and the lookup by
 /// reference finds the one AWB it made: never a second one.
 pub async fn ambiguous_create_resolves_by_reference(s: &CourierSetup) {
-    let r = format!("CONF-AMB-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let r = format!(
+        "CONF-AMB-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
     let h = s.fake.harness();
     h.update_faults(|f| {
         f.next_commit_then_timeout = 1;
         f.hang_ms = Some(3_000);
     });
     let before = h.stats().requests;
-    let e = s.client.create_shipment(&(s.request_eu)(&r)).await.expect_err("times out");
+    let e = s
+        .client
+        .create_shipment(&(s.request_eu)(&r))
+        .await
+        .expect_err("times out");
     h.set_faults(Faults::default());
     assert_eq!(e.class(), ErrorClass::InDoubt, "{e}");
-    assert_eq!(h.stats().requests - before, 1, "an in-doubt create must not be repeated");
-    let found = s.client.find_by_reference(&r, Utc::now()).await.expect("lookup");
+    assert_eq!(
+        h.stats().requests - before,
+        1,
+        "an in-doubt create must not be repeated"
+    );
+    let found = s
+        .client
+        .find_by_reference(&r, Utc::now())
+        .await
+        .expect("lookup");
     let awbs = s.fake.awbs_for(&r);
     assert_eq!(awbs.len(), 1, "exactly one AWB minted");
     assert_eq!(found.map(|f| f.awb), Some(awbs[0].clone()));
@@ -401,19 +542,32 @@ pub async fn throttling_and_server_errors(s: &CourierSetup) {
         f.retry_after_secs = 1;
     });
     let start = Instant::now();
-    s.client.find_by_reference("CONF-T", Utc::now()).await.expect("after 429");
+    s.client
+        .find_by_reference("CONF-T", Utc::now())
+        .await
+        .expect("after 429");
     assert!(start.elapsed() >= Duration::from_millis(950));
     h.update_faults(|f| {
         f.next_5xx = 1;
         f.status_5xx = Some(500);
     });
-    s.client.find_by_reference("CONF-T", Utc::now()).await.expect("after 500");
+    s.client
+        .find_by_reference("CONF-T", Utc::now())
+        .await
+        .expect("after 500");
     h.update_faults(|f| {
         f.next_5xx = 1;
         f.status_5xx = Some(500);
     });
-    let r = format!("CONF-500-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let e = s.client.create_shipment(&(s.request_eu)(&r)).await.expect_err("500 on create");
+    let r = format!(
+        "CONF-500-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let e = s
+        .client
+        .create_shipment(&(s.request_eu)(&r))
+        .await
+        .expect_err("500 on create");
     assert_eq!(e.class(), ErrorClass::InDoubt, "{e}");
     h.set_faults(Faults::default());
 }

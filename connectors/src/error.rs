@@ -51,7 +51,9 @@ pub enum ConnectorError {
         status: Option<u16>,
         message: String,
     },
-    #[error("{system} {op}: outcome unknown (the call may have taken effect; look it up before retrying): {reason}")]
+    #[error(
+        "{system} {op}: outcome unknown (the call may have taken effect; look it up before retrying): {reason}"
+    )]
     InDoubt {
         system: &'static str,
         op: &'static str,
@@ -190,7 +192,10 @@ mod tests {
             retry_after: Some(Duration::from_secs(2)),
         };
         let shown = throttled.to_string();
-        assert!(shown.contains("HTTP 429") && shown.contains("2000 ms"), "{shown}");
+        assert!(
+            shown.contains("HTTP 429") && shown.contains("2000 ms"),
+            "{shown}"
+        );
         assert_eq!(throttled.for_unsafe_call().class(), ErrorClass::Retryable);
     }
 }

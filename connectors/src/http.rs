@@ -214,7 +214,10 @@ impl Http {
         let _permit = self.gate.acquire().await?;
         let system = self.system;
         let started = std::time::Instant::now();
-        let resp = build().send().await.map_err(|e| transport(system, op, &e))?;
+        let resp = build()
+            .send()
+            .await
+            .map_err(|e| transport(system, op, &e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
@@ -382,10 +385,21 @@ mod tests {
                 .as_str()
                 .map(str::to_owned)
         };
-        let e = classify("cdon", "accept", &answer(403, r#"{"description":"Order row already has fulfilled as state"}"#), msg);
+        let e = classify(
+            "cdon",
+            "accept",
+            &answer(
+                403,
+                r#"{"description":"Order row already has fulfilled as state"}"#,
+            ),
+            msg,
+        );
         assert_eq!(e.class(), crate::ErrorClass::Permanent);
         assert!(e.to_string().contains("already has fulfilled"), "{e}");
         assert!(classify("cdon", "x", &answer(503, "<html>"), msg).is_retryable());
-        assert_eq!(classify("cdon", "x", &answer(401, ""), msg).class(), crate::ErrorClass::Auth);
+        assert_eq!(
+            classify("cdon", "x", &answer(401, ""), msg).class(),
+            crate::ErrorClass::Auth
+        );
     }
 }

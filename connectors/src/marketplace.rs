@@ -53,7 +53,9 @@ impl BatchReport {
 
     pub fn failed(&self) -> impl Iterator<Item = (&Sku, &str, bool)> {
         self.items.iter().filter_map(|i| match &i.state {
-            ItemState::Failed { message, retryable } => Some((&i.sku, message.as_str(), *retryable)),
+            ItemState::Failed { message, retryable } => {
+                Some((&i.sku, message.as_str(), *retryable))
+            }
             _ => None,
         })
     }
@@ -168,7 +170,11 @@ pub trait Marketplace: Send + Sync + std::fmt::Debug {
     async fn cancel_order(&self, id: &ChannelOrderId, reason: &str) -> Result<Transition>;
 
     /// Attaches the merchant's invoice PDF to an order.
-    async fn attach_invoice(&self, id: &ChannelOrderId, invoice: &InvoiceFile) -> Result<Transition>;
+    async fn attach_invoice(
+        &self,
+        id: &ChannelOrderId,
+        invoice: &InvoiceFile,
+    ) -> Result<Transition>;
 
     /// Returns, cancellations and reversals since `cursor`.
     async fn list_returns(&self, cursor: Option<&str>) -> Result<ReturnsPage>;

@@ -19,7 +19,11 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let (rate, per_ms, secs) = (env("RL_RATE", 20), env("RL_PER_MS", 1000), env("RL_SECS", 20));
+    let (rate, per_ms, secs) = (
+        env("RL_RATE", 20),
+        env("RL_PER_MS", 1000),
+        env("RL_SECS", 20),
+    );
     let (margin, processes) = (env("RL_MARGIN_MS", 50), env("RL_PROCESSES", 4));
     let run = shared_account_run(
         env!("CARGO_BIN_EXE_rate-client"),
@@ -41,9 +45,15 @@ async fn main() {
         run.utilization() * 100.0,
         run.over_limit,
         run.errors,
-        run.first_error.map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        run.first_error
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default(),
         run.elapsed.as_secs_f64()
     );
     let ok = run.over_limit == 0 && run.utilization() >= 0.90;
-    println!("  target (0 over-limit, >= 90 % used): {}", if ok { "met" } else { "MISSED" });
+    println!(
+        "  target (0 over-limit, >= 90 % used): {}",
+        if ok { "met" } else { "MISSED" }
+    );
 }

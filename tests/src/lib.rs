@@ -426,10 +426,15 @@ pub async fn shared_account_run(
     let fake = CdonFake::new();
     fake.seed_demo();
     fake.harness().set_limits(Limits {
-        rate: Some(RateRule { count: rate, per_ms }),
+        rate: Some(RateRule {
+            count: rate,
+            per_ms,
+        }),
         concurrency: None,
     });
-    let server = serve(fake.router(), "127.0.0.1:0").await.expect("fake listens");
+    let server = serve(fake.router(), "127.0.0.1:0")
+        .await
+        .expect("fake listens");
     let cfg = test_config(test);
     let ns = cfg.namespace.clone();
     let start = std::time::Instant::now();

@@ -76,7 +76,8 @@ pub fn marketplace(
     Ok(match system {
         Marketplace::Cdon => {
             let c = credentials_of(creds, "cdon")?;
-            let client = connectors::cdon::CdonClient::from_json(settings_of(settings, "cdon"), c, gate)?;
+            let client =
+                connectors::cdon::CdonClient::from_json(settings_of(settings, "cdon"), c, gate)?;
             Some(Arc::new(client))
         }
         Marketplace::Celro => {
@@ -99,7 +100,8 @@ pub fn courier(
     Ok(match system {
         Courier::Dhl => {
             let c = credentials_of(creds, "dhl")?;
-            let client = connectors::dhl::DhlClient::from_json(settings_of(settings, "dhl"), c, gate)?;
+            let client =
+                connectors::dhl::DhlClient::from_json(settings_of(settings, "dhl"), c, gate)?;
             Some(Arc::new(client))
         }
         Courier::Noop => None,

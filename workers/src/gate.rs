@@ -94,7 +94,9 @@ impl CallGate for RedisGate {
     async fn penalize(&self, retry_after: Duration) {
         for (api, limit) in &self.limits {
             if let Limit::Rate(rate) = limit {
-                let paused = self.limiter.penalize(&self.account, api, *rate, retry_after);
+                let paused = self
+                    .limiter
+                    .penalize(&self.account, api, *rate, retry_after);
                 if let Err(e) = paused.await {
                     tracing::warn!(system = self.system, api, error = %e, "could not pause the account");
                 }

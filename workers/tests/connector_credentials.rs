@@ -55,28 +55,44 @@ async fn credentials_are_encrypted_at_rest_and_never_logged(pool: PgPool) {
         "cdon": { "base_url": format!("{}/api/", cdon_server.base_url()) },
         "dhl": { "base_url": format!("{}/mydhlapi", dhl_server.base_url()), "shipper_account": DEMO_ACCOUNT },
     });
-    let c = db::add_connection(&pool, t.id, Erp::Noop, Marketplace::Cdon, Some(Courier::Dhl), settings.clone())
-        .await
-        .unwrap();
+    let c = db::add_connection(
+        &pool,
+        t.id,
+        Erp::Noop,
+        Marketplace::Cdon,
+        Some(Courier::Dhl),
+        settings.clone(),
+    )
+    .await
+    .unwrap();
     let vault = Vault::parse(&Vault::generate_key()).unwrap();
     let fields = serde_json::json!({
         "cdon": { "merchant_id": DEMO_MERCHANT_ID, "token": DEMO_TOKEN },
         "dhl": { "username": DEMO_USERNAME, "password": DEMO_PASSWORD },
     });
     let creds = Credentials::new(fields.as_object().unwrap().clone());
-    db::store_credentials(&pool, &vault, c.id, &creds).await.unwrap();
-
-    // At rest: no secret in any column, in clear or base64.
-    let row: String = sqlx::query_scalar("SELECT row_to_json(cc)::text FROM connection_credentials cc")
-        .fetch_one(&pool)
+    db::store_credentials(&pool, &vault, c.id, &creds)
         .await
         .unwrap();
+
+    // At rest: no secret in any column, in clear or base64.
+    let row: String =
+        sqlx::query_scalar("SELECT row_to_json(cc)::text FROM connection_credentials cc")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     for secret in [DEMO_TOKEN, DEMO_PASSWORD] {
-        assert!(!row.contains(secret) && !row.contains(&b64(secret)), "stored in clear: {row}");
+        assert!(
+            !row.contains(secret) && !row.contains(&b64(secret)),
+            "stored in clear: {row}"
+        );
     }
 
     // In use: the clients built from the opened credentials work against the fakes.
-    let opened = db::load_credentials(&pool, &vault, c.id).await.unwrap().unwrap();
+    let opened = db::load_credentials(&pool, &vault, c.id)
+        .await
+        .unwrap()
+        .unwrap();
     let settings = settings.as_object().unwrap();
     let market = workers::connect::marketplace(Marketplace::Cdon, settings, Some(&opened), None)
         .unwrap()
@@ -84,9 +100,15 @@ async fn credentials_are_encrypted_at_rest_and_never_logged(pool: PgPool) {
     let courier = workers::connect::courier(Courier::Dhl, settings, Some(&opened), None)
         .unwrap()
         .unwrap();
-    let page = market.list_orders(None).await.expect("CDON answers with the stored credentials");
+    let page = market
+        .list_orders(None)
+        .await
+        .expect("CDON answers with the stored credentials");
     tracing::info!(orders = page.orders.len(), client = ?market, "listed");
-    let found = courier.find_by_reference("NO-SUCH-REF", Utc::now()).await.expect("DHL answers");
+    let found = courier
+        .find_by_reference("NO-SUCH-REF", Utc::now())
+        .await
+        .expect("DHL answers");
     tracing::info!(?found, client = ?courier, "looked up");
 
     // Wrong credentials: the error names the problem, not the secret.
@@ -111,13 +133,20 @@ async fn credentials_are_encrypted_at_rest_and_never_logged(pool: PgPool) {
         format!("{DEMO_MERCHANT_ID}:{DEMO_TOKEN}"),
         format!("{DEMO_USERNAME}:{DEMO_PASSWORD}"),
     ] {
-        assert!(!logs.contains(&b64(&pair)), "a Basic auth header leaked into the logs");
+        assert!(
+            !logs.contains(&b64(&pair)),
+            "a Basic auth header leaked into the logs"
+        );
     }
 }
 
 #[test]
 fn missing_credentials_name_the_system_not_a_value() {
-    let none = workers::connect::marketplace(Marketplace::Celro, &serde_json::Map::new(), None, None)
-        .expect_err("no credentials");
-    assert!(none.to_string().contains("no credentials stored for celro"), "{none}");
+    let none =
+        workers::connect::marketplace(Marketplace::Celro, &serde_json::Map::new(), None, None)
+            .expect_err("no credentials");
+    assert!(
+        none.to_string().contains("no credentials stored for celro"),
+        "{none}"
+    );
 }

@@ -20,7 +20,9 @@ async fn queue() -> Queue {
         namespace: format!("t-gate-{}", uuid::Uuid::new_v4().simple()),
         ..QueueConfig::default()
     };
-    Queue::connect(&url, cfg).await.expect("Redis must be running")
+    Queue::connect(&url, cfg)
+        .await
+        .expect("Redis must be running")
 }
 
 #[tokio::test]
@@ -29,7 +31,12 @@ async fn concurrency_holds_across_gates_for_the_whole_call() {
     let limits = vec![("connections", Limit::Concurrency(3))];
     let gates: Vec<Arc<dyn CallGate>> = (0..4)
         .map(|_| {
-            Arc::new(RedisGate::with_limits(&q, "celro", "acct-1", limits.clone())) as Arc<dyn CallGate>
+            Arc::new(RedisGate::with_limits(
+                &q,
+                "celro",
+                "acct-1",
+                limits.clone(),
+            )) as Arc<dyn CallGate>
         })
         .collect();
     let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -49,23 +56,40 @@ async fn concurrency_holds_across_gates_for_the_whole_call() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 3, "at most 3 in flight, and the limit was reached");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "at most 3 in flight, and the limit was reached"
+    );
 }
 
 #[tokio::test]
 async fn a_pause_from_one_gate_holds_every_gate_of_the_account() {
     let q = queue().await;
-    let limits = vec![("api", Limit::Rate(RateLimit::new(100, Duration::from_secs(1))))];
+    let limits = vec![(
+        "api",
+        Limit::Rate(RateLimit::new(100, Duration::from_secs(1))),
+    )];
     let a = RedisGate::with_limits(&q, "cdon", "acct-2", limits.clone());
     let b = RedisGate::with_limits(&q, "cdon", "acct-2", limits.clone());
     let other = RedisGate::with_limits(&q, "cdon", "acct-3", limits);
     a.penalize(Duration::from_millis(800)).await;
     let start = Instant::now();
-    other.acquire().await.expect("another account is not paused");
+    other
+        .acquire()
+        .await
+        .expect("another account is not paused");
     let other_waited = start.elapsed();
     b.acquire().await.expect("after the pause");
-    assert!(start.elapsed() >= Duration::from_millis(750), "b waited {:?}", start.elapsed());
-    assert!(other_waited < Duration::from_millis(750), "other waited {other_waited:?}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(750),
+        "b waited {:?}",
+        start.elapsed()
+    );
+    assert!(
+        other_waited < Duration::from_millis(750),
+        "other waited {other_waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +101,10 @@ async fn a_wait_longer_than_a_job_allows_is_retryable_with_the_hint() {
     let e = gate.acquire().await.expect_err("paused for 30 s");
     assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
     let hint = e.retry_after().expect("a hint");
-    assert!(hint > Duration::from_secs(25) && hint <= Duration::from_secs(31), "{hint:?}");
+    assert!(
+        hint > Duration::from_secs(25) && hint <= Duration::from_secs(31),
+        "{hint:?}"
+    );
     assert!(e.to_string().contains("acct-4"), "names the account: {e}");
     match JobError::from(e) {
         JobError::Retryable { retry_after, .. } => assert_eq!(retry_after, Some(hint)),
@@ -89,9 +116,22 @@ async fn a_wait_longer_than_a_job_allows_is_retryable_with_the_hint() {
 fn connector_failures_map_to_queue_outcomes() {
     use connectors::ConnectorError;
     let in_doubt = ConnectorError::in_doubt("dhl", "create_shipment", "timed out");
-    assert!(matches!(JobError::from(in_doubt), JobError::Permanent { .. }), "never retried blindly");
-    let refused = ConnectorError::permanent("cdon", "accept", "Order has passed fulfillment due date");
-    assert!(matches!(JobError::from(refused), JobError::Permanent { .. }));
+    assert!(
+        matches!(JobError::from(in_doubt), JobError::Permanent { .. }),
+        "never retried blindly"
+    );
+    let refused =
+        ConnectorError::permanent("cdon", "accept", "Order has passed fulfillment due date");
+    assert!(matches!(
+        JobError::from(refused),
+        JobError::Permanent { .. }
+    ));
     let flaky = ConnectorError::retryable("celro", "getOrders", "HTTP 502");
-    assert!(matches!(JobError::from(flaky), JobError::Retryable { retry_after: None, .. }));
+    assert!(matches!(
+        JobError::from(flaky),
+        JobError::Retryable {
+            retry_after: None,
+            ..
+        }
+    ));
 }

@@ -24,7 +24,6 @@ use super::wire::{
     StatusBatchRequest, StatusBatchResponse, StatusRow, TrackingInformation, UpdateAction, action,
 };
 use super::{SYSTEM, capabilities};
-use crate::Capabilities;
 use crate::error::{ConnectorError, Result};
 use crate::gate::CallGate;
 use crate::http::{Answer, Http, Safety};
@@ -32,6 +31,7 @@ use crate::marketplace::{
     BatchHandle, BatchReport, InvoiceFile, ItemResult, ItemState, Marketplace, OrderPage,
     ReturnsPage, Transition, WakeUp,
 };
+use crate::{Capabilities, ErrorClass};
 
 /// Why `parse_callback` is unsupported.
 pub const NO_WEBHOOKS: &str = "CDON's Merchants API has no webhooks (the client starts every \
@@ -65,6 +65,8 @@ struct Group {
 struct Outcomes {
     states: Vec<Option<ItemState>>,
     batch_ids: Vec<String>,
+    /// A call failed after earlier chunks were accepted: send nothing more.
+    stopped: bool,
 }
 
 impl Outcomes {
@@ -72,7 +74,26 @@ impl Outcomes {
         Self {
             states: vec![None; n],
             batch_ids: Vec::new(),
+            stopped: false,
         }
+    }
+
+    /// A chunk's call failed. With nothing accepted yet the whole call fails (`Err`);
+    /// otherwise the accepted items keep their handle and every item not sent yet fails with
+    /// the error (retryable when the error is).
+    fn stop(&mut self, e: ConnectorError) -> Result<()> {
+        if !self.states.contains(&Some(ItemState::Pending)) {
+            return Err(e);
+        }
+        let retryable = matches!(e.class(), ErrorClass::Retryable | ErrorClass::InDoubt);
+        for s in self.states.iter_mut().filter(|s| s.is_none()) {
+            *s = Some(ItemState::Failed {
+                message: format!("not applied: {e}"),
+                retryable,
+            });
+        }
+        self.stopped = true;
+        Ok(())
     }
 
     fn set(&mut self, i: usize, s: ItemState) {
@@ -306,7 +327,7 @@ impl CdonClient {
                 .iter()
                 .flat_map(|g| g.actions.iter().cloned())
                 .collect();
-            let resp: BulkUpdateResponse = self
+            let resp: BulkUpdateResponse = match self
                 .call(
                     op,
                     Method::PUT,
@@ -314,7 +335,11 @@ impl CdonClient {
                     &[],
                     Some(&BulkUpdateRequest { actions }),
                 )
-                .await?;
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return out.stop(e),
+            };
             let mut pending = false;
             for g in &chunk {
                 let failures: Vec<String> = resp
@@ -341,6 +366,94 @@ impl CdonClient {
             if pending && let Some(id) = resp.batch_id {
                 out.add_batch(id);
             }
+        }
+        Ok(())
+    }
+
+    /// One chunk of `upsert_listings`: existence check, creates, updates.
+    async fn upsert_chunk(
+        &self,
+        op: &'static str,
+        chunk: &[(usize, wire::Article)],
+        out: &mut Outcomes,
+    ) -> Result<()> {
+        let existing = if self.config.check_existing_skus {
+            let skus = chunk.iter().map(|(_, a)| a.sku.clone()).collect();
+            self.existing_skus(op, skus).await?
+        } else {
+            HashSet::new()
+        };
+        let (mut updates, creates): (Vec<_>, Vec<_>) =
+            chunk.iter().partition(|(_, a)| existing.contains(&a.sku));
+        if !creates.is_empty() {
+            let articles = creates.iter().map(|(_, a)| a.clone()).collect();
+            let resp: BulkCreateResponse = self
+                .call(
+                    op,
+                    Method::POST,
+                    &["v2", "articles", "bulk"],
+                    &[],
+                    Some(&BulkCreateRequest { articles }),
+                )
+                .await?;
+            let mut pending = false;
+            for item in creates {
+                let (i, a) = item;
+                if let Some(f) = resp.failed.iter().find(|f| f.sku == a.sku) {
+                    if errors::is_already_exists(f) {
+                        updates.push(item);
+                    } else {
+                        out.fail(*i, errors::item_message(&f.errors), false);
+                    }
+                } else if !resp.success.iter().any(|s| s.sku == a.sku) {
+                    out.fail(*i, NOT_MENTIONED, true);
+                } else if resp.batch_id.is_none() {
+                    out.fail(*i, NO_BATCH_ID, true);
+                } else {
+                    out.set(*i, ItemState::Pending);
+                    pending = true;
+                }
+            }
+            if pending && let Some(id) = resp.batch_id {
+                out.add_batch(id);
+            }
+        }
+        if !updates.is_empty() {
+            let mut groups = Vec::new();
+            for (i, a) in updates {
+                let body = |v: Result<Value, serde_json::Error>| {
+                    v.map_err(|e| {
+                        ConnectorError::permanent(SYSTEM, op, format!("encoding {}: {e}", a.sku))
+                    })
+                };
+                let sku = a.sku.clone();
+                let act = |name: &str, body: Value| UpdateAction {
+                    sku: sku.clone(),
+                    action: name.to_owned(),
+                    body: Some(body),
+                };
+                groups.push(Group {
+                    index: *i,
+                    sku: sku.clone(),
+                    actions: vec![
+                        act(action::UPDATE_ARTICLE, body(serde_json::to_value(&a.body))?),
+                        act(
+                            action::UPDATE_PRICE,
+                            body(serde_json::to_value(PriceBody {
+                                price: a.price.clone(),
+                            }))?,
+                        ),
+                        act(
+                            action::UPDATE_QUANTITY,
+                            body(serde_json::to_value(QuantityBody {
+                                quantity: a.quantity,
+                            }))?,
+                        ),
+                    ],
+                });
+            }
+            let per = self.config.updates_per_request;
+            self.put_updates(op, groups, per, out).await?;
         }
         Ok(())
     }
@@ -590,87 +703,11 @@ impl Marketplace for CdonClient {
             }
         }
         for chunk in ready.chunks(self.config.articles_per_create) {
-            let existing = if self.config.check_existing_skus {
-                let skus = chunk.iter().map(|(_, a)| a.sku.clone()).collect();
-                self.existing_skus(op, skus).await?
-            } else {
-                HashSet::new()
-            };
-            let (mut updates, creates): (Vec<_>, Vec<_>) =
-                chunk.iter().partition(|(_, a)| existing.contains(&a.sku));
-            if !creates.is_empty() {
-                let articles = creates.iter().map(|(_, a)| a.clone()).collect();
-                let resp: BulkCreateResponse = self
-                    .call(
-                        op,
-                        Method::POST,
-                        &["v2", "articles", "bulk"],
-                        &[],
-                        Some(&BulkCreateRequest { articles }),
-                    )
-                    .await?;
-                let mut pending = false;
-                for item in creates {
-                    let (i, a) = item;
-                    if let Some(f) = resp.failed.iter().find(|f| f.sku == a.sku) {
-                        if errors::is_already_exists(f) {
-                            updates.push(item);
-                        } else {
-                            out.fail(*i, errors::item_message(&f.errors), false);
-                        }
-                    } else if !resp.success.iter().any(|s| s.sku == a.sku) {
-                        out.fail(*i, NOT_MENTIONED, true);
-                    } else if resp.batch_id.is_none() {
-                        out.fail(*i, NO_BATCH_ID, true);
-                    } else {
-                        out.set(*i, ItemState::Pending);
-                        pending = true;
-                    }
-                }
-                if pending && let Some(id) = resp.batch_id {
-                    out.add_batch(id);
-                }
+            if let Err(e) = self.upsert_chunk(op, chunk, &mut out).await {
+                out.stop(e)?;
             }
-            if !updates.is_empty() {
-                let mut groups = Vec::new();
-                for (i, a) in updates {
-                    let body = |v: Result<Value, serde_json::Error>| {
-                        v.map_err(|e| {
-                            ConnectorError::permanent(
-                                SYSTEM,
-                                op,
-                                format!("encoding {}: {e}", a.sku),
-                            )
-                        })
-                    };
-                    let sku = a.sku.clone();
-                    let act = |name: &str, body: Value| UpdateAction {
-                        sku: sku.clone(),
-                        action: name.to_owned(),
-                        body: Some(body),
-                    };
-                    groups.push(Group {
-                        index: *i,
-                        sku: sku.clone(),
-                        actions: vec![
-                            act(action::UPDATE_ARTICLE, body(serde_json::to_value(&a.body))?),
-                            act(
-                                action::UPDATE_PRICE,
-                                body(serde_json::to_value(PriceBody {
-                                    price: a.price.clone(),
-                                }))?,
-                            ),
-                            act(
-                                action::UPDATE_QUANTITY,
-                                body(serde_json::to_value(QuantityBody {
-                                    quantity: a.quantity,
-                                }))?,
-                            ),
-                        ],
-                    });
-                }
-                let per = self.config.updates_per_request;
-                self.put_updates(op, groups, per, &mut out).await?;
+            if out.stopped {
+                break;
             }
         }
         Ok(out.report(listings.iter().map(|l| l.sku.clone()).collect()))
@@ -962,7 +999,7 @@ mod tests {
             "cdon:orders:CREATED:1:extra",
         ] {
             let e = Cursor::decode("list_orders", "orders", &ORDER_STATES, Some(bad)).unwrap_err();
-            assert_eq!(e.class(), crate::ErrorClass::Permanent);
+            assert_eq!(e.class(), ErrorClass::Permanent);
             assert!(e.to_string().contains("unreadable cursor"), "{e}");
         }
         let r = Cursor::START.encode("returns", &RETURN_STATES);
@@ -1058,6 +1095,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_accepted_chunks_keeps_their_handle() {
+        let e = || ConnectorError::retryable(SYSTEM, "update_stock", "timed out");
+        let mut nothing_yet = Outcomes::new(2);
+        nothing_yet.fail(0, "refused", false);
+        assert!(
+            nothing_yet.stop(e()).is_err(),
+            "nothing accepted: the call fails"
+        );
+        let mut some = Outcomes::new(3);
+        some.set(0, ItemState::Pending);
+        some.add_batch("b-1".into());
+        some.stop(e()).unwrap();
+        assert!(some.stopped);
+        let r = some.report(["A", "B", "C"].map(|s| Sku::new(s).unwrap()).to_vec());
+        assert_eq!(r.items[0].state, ItemState::Pending);
+        match &r.items[2].state {
+            ItemState::Failed { message, retryable } => {
+                assert!(message.contains("timed out") && *retryable, "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.handle.unwrap().batch_ids[0], "b-1");
+    }
+
+    #[test]
     fn clients_are_built_from_json_and_never_show_the_token() {
         let mut creds = Map::new();
         creds.insert("merchant_id".into(), json!("m-77"));
@@ -1076,7 +1138,7 @@ mod tests {
             "https://merchants-api.cdon.com/api/v1/orders/a%2Fb%3Fc/accept"
         );
         let e = CdonClient::from_json(json!({"markets": ["XX"]}), &creds, None).unwrap_err();
-        assert_eq!(e.class(), crate::ErrorClass::Config);
+        assert_eq!(e.class(), ErrorClass::Config);
         let e =
             CdonClient::from_json(json!({"orders_page_size": "ten"}), &creds, None).unwrap_err();
         assert!(e.to_string().contains("invalid connector settings"), "{e}");

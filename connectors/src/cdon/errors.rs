@@ -148,7 +148,7 @@ pub fn is_past_deadline(message: &str) -> bool {
         .contains("passed fulfillment due date")
 }
 
-/// Maps the failure of an order action: CDON's 403 "already has <target> as state" is
+/// Maps the failure of an order action: CDON's 403 "already has `<target>` as state" is
 /// success that already happened; every other 403 (deadline passed, wrong state) stays
 /// `Permanent` with CDON's own text.
 pub fn order_action_outcome(action: OrderAction, err: ConnectorError) -> Result<Transition> {

@@ -12,14 +12,16 @@
 //!   creates refused with "already exists", are sent as `update_article` +
 //!   `update_article_price` + `update_article_quantity` (`PUT /v2/articles/bulk`). A create
 //!   that fails later with `sku_already_exists` is `Failed { retryable: true }`: the next
-//!   upsert finds that status row and updates.
+//!   upsert finds that status row and updates. A handle also carries the items refused at
+//!   submission (`refused:` entries in `batch_ids`, never sent), so a poll reports the whole
+//!   batch.
 //! - **Stock/prices**: `update_article_quantity` (chunks of 50) and `update_article_price`
 //!   (`vat_rate` as a fraction); "Article not found" fails that SKU alone.
 //! - **Orders**: one CDON order is one SKU row. There is no `updated_since`: `list_orders`
 //!   walks `CREATED` then `ACCEPTED` page by page (a short page ends a state) with an opaque
 //!   cursor; each pass re-lists open orders and the order flow dedupes by order id.
 //!   Accept/fulfil/cancel are non-idempotent: an ambiguous failure is `InDoubt` (look at the
-//!   order's state), and CDON's 403 "Order row already has <target> as state" is
+//!   order's state), and CDON's 403 "Order row already has `<target>` as state" is
 //!   `AlreadyDone`; "Order has passed fulfillment due date" is `Permanent`.
 //! - **Not supported**: invoice upload (no API) and push callbacks (CDON has no webhooks).
 //!   Returns are Reclaimit errands outside the API; `list_returns` reports cancellations

@@ -494,10 +494,7 @@ impl CelroClient {
         Ok((self.parse_orders(op, &page.orders)?, page.more))
     }
 
-    async fn convert_orders(
-        &self,
-        ws: &[WireOrder],
-    ) -> Result<Vec<(WireOrder, OrderStatus)>> {
+    async fn convert_orders(&self, ws: &[WireOrder]) -> Result<Vec<(WireOrder, OrderStatus)>> {
         let raws: Vec<&str> = ws.iter().map(|w| w.status.as_str()).collect();
         let names = self.names_for(&raws).await?;
         Ok(ws
@@ -665,7 +662,7 @@ impl CelroClient {
         }
     }
 
-    /// Per-SKU results of an answer with saveProducts-style lists. ASSUMPTION [U]: an answer
+    /// Per-SKU results of an answer with saveProducts-style lists. ASSUMPTION \[U\]: an answer
     /// without any such list means every product was applied.
     fn results_from_lists(skus: &[&Sku], msg: &Value) -> Vec<ItemResult> {
         let lists = ItemLists::parse(msg);

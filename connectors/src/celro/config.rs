@@ -24,7 +24,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api-mp.cel.ro/market_api/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerTime {
-    /// Romanian civil time (EET/EEST, the EU daylight-saving rule). ASSUMPTION [I]: Cel.ro is a
+    /// Romanian civil time (EET/EEST, the EU daylight-saving rule). ASSUMPTION \[I\]: Cel.ro is a
     /// Romanian PHP application; no source states the zone.
     #[default]
     EuropeBucharest,
@@ -65,7 +65,7 @@ impl NameRule {
 
 /// How Cel.ro's numeric order statuses become canonical ones.
 ///
-/// The real status table is not published [U]: the client fetches `orders/getOrderStatusList`
+/// The real status table is not published \[U\]: the client fetches `orders/getOrderStatusList`
 /// at run time, then maps a code by `by_code` (exact, wins), else by the code's *name* through
 /// `by_name`, else [`OrderStatus::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +137,7 @@ pub struct Config {
     /// Sent as `api_version` on every call, as the official wrapper does.
     pub api_version: String,
     /// Send `test=1` on every call like the official wrapper (hard-wired there). Its server-side
-    /// meaning is unknown [U], so it is off unless asked for.
+    /// meaning is unknown \[U\], so it is off unless asked for.
     pub send_test_flag: bool,
     /// `idAdresaRidicare`: the pickup address id `orders/importAWB` needs (from the Cel.ro panel
     /// or `admininfo/getAffiliateAddresses`). Required by `ship_order` only.
@@ -173,7 +173,7 @@ pub struct Config {
     /// What `ship_order` does after `orders/importAWB`.
     pub after_awb: AfterAwb,
     /// Send the carrier's name as an extra `courier` field of `orders/importAWB` (not in the
-    /// wrapper [I]; PHP endpoints ignore fields they do not read).
+    /// wrapper \[I\]; PHP endpoints ignore fields they do not read).
     pub send_courier_name: bool,
     /// `garantie` (months) of new products.
     pub warranty_months: u32,

@@ -1,7 +1,7 @@
 //! Conversions between Cel.ro payloads and `canonical`: orders (lines, shipping pseudo-line,
 //! statuses, contacts), listings to importer rows, return events, push callbacks.
 //!
-//! Assumptions (contract §2.7, [U]): money is RON; `products_price` is the **gross unit price**
+//! Assumptions (contract §2.7, \[U\]): money is RON; `products_price` is the **gross unit price**
 //! (VAT included); `tva` is a percentage (a value below 1 is read as a fraction).
 
 use std::collections::HashMap;

@@ -58,7 +58,7 @@ pub const OTHER_USERNAME: &str = "shop-b@megzo.example";
 pub const OTHER_PASSWORD: &str = "shop-b-celro-password";
 
 /// The fake's order status table, served by `orders/getOrderStatusList`. Invented: Cel.ro's
-/// real table is not published [U]. The names follow Romanian usage so the client's default
+/// real table is not published \[U\]. The names follow Romanian usage so the client's default
 /// name rules map them.
 pub const STATUSES: &[(i64, &str, OrderStatus)] = &[
     (1, "Comandă nouă", OrderStatus::New),

@@ -307,7 +307,9 @@ async fn harness_layer(State(h): State<Harness>, req: Request, next: Next) -> Re
             Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "text/html")
-                .body(Body::from("<html><body>Attention Required! | Cloudflare</body></html>"))
+                .body(Body::from(
+                    "<html><body>Attention Required! | Cloudflare</body></html>",
+                ))
                 .unwrap_or_default()
         }
         Some(Fault::CommitThenTimeout) => {
@@ -386,5 +388,8 @@ pub fn basic_user(req: &Request) -> Option<String> {
     let b64 = v.strip_prefix("Basic ")?;
     let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let text = String::from_utf8(raw).ok()?;
-    Some(text.split_once(':').map_or(text.clone(), |(u, _)| u.to_owned()))
+    Some(
+        text.split_once(':')
+            .map_or(text.clone(), |(u, _)| u.to_owned()),
+    )
 }

@@ -45,10 +45,16 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(num("PER_MS", None)?),
     );
     let gate: Arc<dyn CallGate> = Arc::new(
-        RedisGate::with_limits(&queue, "cdon", &merchant, vec![("merchants-api", Limit::Rate(limit))])
-            .with_max_wait(Duration::from_secs(60)),
+        RedisGate::with_limits(
+            &queue,
+            "cdon",
+            &merchant,
+            vec![("merchants-api", Limit::Rate(limit))],
+        )
+        .with_max_wait(Duration::from_secs(60)),
     );
-    let mut config: Config = serde_json::from_value(serde_json::json!({ "base_url": var("BASE_URL")? }))?;
+    let mut config: Config =
+        serde_json::from_value(serde_json::json!({ "base_url": var("BASE_URL")? }))?;
     config.http.inline_retries = 0;
     let creds = Credentials::from_map(
         serde_json::json!({ "merchant_id": merchant, "token": var("TOKEN")? })
@@ -61,7 +67,12 @@ async fn main() -> anyhow::Result<()> {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut tasks = Vec::new();
     for _ in 0..num("CONCURRENCY", Some(8))? {
-        let (client, ok, errors, first) = (client.clone(), ok.clone(), errors.clone(), first_error.clone());
+        let (client, ok, errors, first) = (
+            client.clone(),
+            ok.clone(),
+            errors.clone(),
+            first_error.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 match client.list_orders(None).await {
