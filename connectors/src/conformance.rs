@@ -75,8 +75,10 @@ pub async fn upsert_reports_per_item(s: &MarketplaceSetup) {
         .await
         .expect("a batch with one bad item is not an error of the call");
     s.fake.settle();
-    let report = match &report.handle {
-        Some(h) if !report.is_settled() => s.client.poll_batch(h).await.expect("poll"),
+    let report = match report.handle.clone() {
+        Some(h) if !report.is_settled() => {
+            report.merge(s.client.poll_batch(&h).await.expect("poll"))
+        }
         _ => report,
     };
     let state = |k: &Sku| {
@@ -121,8 +123,10 @@ pub async fn stock_and_price_updates(s: &MarketplaceSetup) {
         .await
         .expect("stock update call");
     s.fake.settle();
-    let report = match &report.handle {
-        Some(h) if !report.is_settled() => s.client.poll_batch(h).await.expect("poll"),
+    let report = match report.handle.clone() {
+        Some(h) if !report.is_settled() => {
+            report.merge(s.client.poll_batch(&h).await.expect("poll"))
+        }
         _ => report,
     };
     assert_eq!(s.fake.listing_quantity(&known), Some(17), "{report:?}");

@@ -65,11 +65,14 @@ impl BatchReport {
     }
 }
 
-/// An opaque reference to an asynchronous batch.
+/// A reference to an asynchronous batch: the marketplace's batch ids, every SKU of the batch,
+/// and the items refused at submission (so a poll reports the whole batch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchHandle {
     pub batch_ids: Vec<String>,
     pub skus: Vec<Sku>,
+    #[serde(default)]
+    pub refused: Vec<ItemResult>,
 }
 
 /// A page of orders changed since a cursor.
@@ -199,19 +202,22 @@ pub trait Marketplace: Send + Sync + std::fmt::Debug {
             }
             tokio::time::sleep(poll_every).await;
             let polled = self.poll_batch(&handle).await?;
-            report = merge(report, polled);
+            report = report.merge(polled);
         }
         Ok(report)
     }
 }
 
-/// Later results replace earlier ones per SKU; the handle stays.
-fn merge(mut base: BatchReport, newer: BatchReport) -> BatchReport {
-    for item in newer.items {
-        match base.items.iter_mut().find(|i| i.sku == item.sku) {
-            Some(slot) => *slot = item,
-            None => base.items.push(item),
+impl BatchReport {
+    /// A later report of the same batch: its results replace earlier ones per SKU; the handle
+    /// stays.
+    pub fn merge(mut self, newer: BatchReport) -> BatchReport {
+        for item in newer.items {
+            match self.items.iter_mut().find(|i| i.sku == item.sku) {
+                Some(slot) => *slot = item,
+                None => self.items.push(item),
+            }
         }
+        self
     }
-    base
 }

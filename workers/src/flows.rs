@@ -2,9 +2,9 @@
 //!
 //! Today every connection of a demo tenant is `noop ⇄ noop`: its flows succeed without calling
 //! anything, so the fleet (scheduler, queue, workers, history) runs end to end. A connection whose
-//! ERP or marketplace is a real system fails permanently with a message that says so, until its
-//! connector lands (CDON, Cel.ro and DHL in the next issue; the ERPs in the one after): nothing
-//! pretends to have synced.
+//! ERP or marketplace is a real system fails permanently with a message that says so until the
+//! flows over the connectors land (the marketplace and courier clients exist, in `connectors`;
+//! the ERP connectors and the flows are the next issues): nothing pretends to have synced.
 
 use canonical::{Erp, Marketplace};
 use queue_schema::Job;
@@ -45,7 +45,7 @@ async fn run_flow(pool: &PgPool, job: &Job) -> Result<(), JobError> {
             Ok(())
         }
         (erp, marketplace) => Err(JobError::permanent(format!(
-            "{} for {erp} ⇄ {marketplace} cannot run: this build has only the built-in no-op connector",
+            "{} for {erp} ⇄ {marketplace} cannot run: this build runs flows only on the built-in no-op connector (the flows over real connectors are not built yet)",
             job.kind
         ))),
     }

@@ -117,8 +117,8 @@ impl Outcomes {
     }
 
     /// The report, with a handle when items are pending. The handle names every item (in
-    /// input order) and carries the refusals made at submission as `refused:` entries of
-    /// `batch_ids`, so that polling it reports the whole batch.
+    /// input order) and carries the refusals made at submission, so that polling it reports
+    /// the whole batch.
     fn report(self, skus: Vec<Sku>) -> BatchReport {
         let items: Vec<ItemResult> = skus
             .into_iter()
@@ -137,43 +137,25 @@ impl Outcomes {
                 handle: None,
             };
         }
-        let mut batch_ids = self.batch_ids;
-        let mut skus: Vec<Sku> = Vec::new();
+        let batch_ids = self.batch_ids;
+        let (mut skus, mut refused): (Vec<Sku>, Vec<ItemResult>) = (Vec::new(), Vec::new());
         for item in &items {
             if skus.contains(&item.sku) {
                 continue;
             }
             skus.push(item.sku.clone());
-            if let ItemState::Failed { message, retryable } = &item.state {
-                batch_ids.push(Refused::encode(&item.sku, message, *retryable));
+            if matches!(item.state, ItemState::Failed { .. }) {
+                refused.push(item.clone());
             }
         }
         BatchReport {
             items,
-            handle: Some(BatchHandle { batch_ids, skus }),
+            handle: Some(BatchHandle {
+                batch_ids,
+                skus,
+                refused,
+            }),
         }
-    }
-}
-
-/// An item refused at submission, carried in a [`BatchHandle`]'s `batch_ids` as
-/// `refused:{json}` (never sent to CDON).
-#[derive(Debug, Serialize, serde::Deserialize)]
-struct Refused {
-    sku: String,
-    message: String,
-    retryable: bool,
-}
-
-const REFUSED: &str = "refused:";
-
-impl Refused {
-    fn encode(sku: &Sku, message: &str, retryable: bool) -> String {
-        let r = Refused {
-            sku: sku.to_string(),
-            message: message.to_owned(),
-            retryable,
-        };
-        format!("{REFUSED}{}", serde_json::to_string(&r).unwrap_or_default())
     }
 }
 
@@ -715,27 +697,12 @@ impl Marketplace for CdonClient {
 
     async fn poll_batch(&self, handle: &BatchHandle) -> Result<BatchReport> {
         let op = "poll_batch";
-        let mut batch_ids = Vec::new();
-        let mut refused: HashMap<String, ItemState> = HashMap::new();
-        for id in &handle.batch_ids {
-            match id.strip_prefix(REFUSED) {
-                None => batch_ids.push(id.clone()),
-                Some(json) => {
-                    let r: Refused = serde_json::from_str(json).map_err(|e| {
-                        ConnectorError::permanent(
-                            SYSTEM,
-                            op,
-                            format!("the batch handle has an unreadable refused item: {e}"),
-                        )
-                    })?;
-                    let state = ItemState::Failed {
-                        message: r.message,
-                        retryable: r.retryable,
-                    };
-                    refused.insert(r.sku, state);
-                }
-            }
-        }
+        let batch_ids = handle.batch_ids.clone();
+        let refused: HashMap<String, ItemState> = handle
+            .refused
+            .iter()
+            .map(|i| (i.sku.to_string(), i.state.clone()))
+            .collect();
         if batch_ids.is_empty() && refused.is_empty() {
             return Err(ConnectorError::permanent(
                 SYSTEM,
@@ -1079,11 +1046,16 @@ mod tests {
         let r = out.report(skus);
         let h = r.handle.expect("pending items need a handle");
         assert_eq!(h.skus, ["A", "B"].map(|s| Sku::new(s).unwrap()).to_vec());
-        assert_eq!(h.batch_ids.len(), 2, "{h:?}");
-        assert_eq!(h.batch_ids[0], "b-1");
-        let r: Refused =
-            serde_json::from_str(h.batch_ids[1].strip_prefix(REFUSED).unwrap()).unwrap();
-        assert_eq!((r.sku.as_str(), r.retryable), ("B", false));
+        assert_eq!(h.batch_ids, vec!["b-1".to_owned()], "{h:?}");
+        assert_eq!(h.refused.len(), 1, "{h:?}");
+        assert_eq!(h.refused[0].sku.as_str(), "B");
+        assert!(matches!(
+            h.refused[0].state,
+            ItemState::Failed {
+                retryable: false,
+                ..
+            }
+        ));
         let mut none_pending = Outcomes::new(1);
         none_pending.fail(0, "x", false);
         assert!(

@@ -13,8 +13,7 @@
 //!   `update_article_price` + `update_article_quantity` (`PUT /v2/articles/bulk`). A create
 //!   that fails later with `sku_already_exists` is `Failed { retryable: true }`: the next
 //!   upsert finds that status row and updates. A handle also carries the items refused at
-//!   submission (`refused:` entries in `batch_ids`, never sent), so a poll reports the whole
-//!   batch.
+//!   submission (`BatchHandle::refused`), so a poll reports the whole batch.
 //! - **Stock/prices**: `update_article_quantity` (chunks of 50) and `update_article_price`
 //!   (`vat_rate` as a fraction); "Article not found" fails that SKU alone.
 //! - **Orders**: one CDON order is one SKU row. There is no `updated_since`: `list_orders`

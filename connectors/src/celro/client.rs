@@ -820,6 +820,7 @@ fn report(items: Vec<ItemResult>) -> BatchReport {
         handle: (!pending.is_empty()).then_some(BatchHandle {
             batch_ids: vec![],
             skus: pending,
+            refused: vec![],
         }),
     }
 }
