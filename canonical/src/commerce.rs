@@ -293,3 +293,78 @@ mod tests {
         assert!(shown.contains("RO"), "{shown}");
     }
 }
+
+/// One article of an ERP's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogItem {
+    pub sku: Sku,
+    pub name: String,
+    /// The ERP's selling price of one unit.
+    pub price: Decimal,
+    /// Whether `price` includes VAT.
+    pub price_includes_vat: bool,
+    /// `None` when the ERP does not say (the tenant's mapping supplies it).
+    pub vat: Option<VatRate>,
+    pub currency: Currency,
+    /// Unit of measure as the ERP names it (`buc`, `Stück`, `PCS`).
+    pub unit: String,
+}
+
+/// The quantity of one SKU in one warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub sku: Sku,
+    pub warehouse: String,
+    /// ERPs keep fractional quantities; marketplaces get the floor.
+    pub quantity: Decimal,
+}
+
+/// The non-fiscal document the product creates in the ERP for a marketplace order. **Never an
+/// invoice**: invoices are the merchant's, issued in the ERP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesDocumentKind {
+    /// SmartBill estimate (proforma).
+    Proforma,
+    /// lexoffice order confirmation.
+    OrderConfirmation,
+    /// WinMentor `COMANDA`, Charisma order.
+    CustomerOrder,
+}
+
+/// A sales document the ERP holds for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesDocument {
+    pub kind: SalesDocumentKind,
+    pub order_id: ChannelOrderId,
+    /// The ERP's own id (lexoffice UUID, Charisma id), or `series-number`.
+    pub erp_id: String,
+    pub series: Option<String>,
+    pub number: Option<String>,
+    /// Gross total in `currency`, as the ERP computed it.
+    pub total_gross: Decimal,
+    pub currency: Currency,
+    /// The exchange rate recorded on the document when it is in another currency than the
+    /// order (lexoffice: EUR only), as order currency units per document currency unit.
+    pub exchange_rate: Option<Decimal>,
+}
+
+/// The merchant's invoice for an order, fetched from the ERP.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePdf {
+    pub series: Option<String>,
+    pub number: String,
+    /// Valid PDF bytes (checked: they start with `%PDF-`).
+    #[serde(skip)]
+    pub pdf: Vec<u8>,
+}
+
+impl fmt::Debug for InvoicePdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvoicePdf")
+            .field("series", &self.series)
+            .field("number", &self.number)
+            .field("pdf_bytes", &self.pdf.len())
+            .finish()
+    }
+}

@@ -21,9 +21,10 @@ pub mod money;
 pub mod systems;
 
 pub use commerce::{
-    Contact, CustomsLine, Listing, MarketPrice, Order, OrderLine, OrderStatus, Package,
-    ParcelState, PriceUpdate, ReturnEvent, ReturnKind, ReturnLine, Shipment, ShipmentRequest,
-    StockUpdate, Tracking, TrackingEvent, TrackingStatus,
+    CatalogItem, Contact, CustomsLine, InvoicePdf, Listing, MarketPrice, Order, OrderLine,
+    OrderStatus, Package, ParcelState, PriceUpdate, ReturnEvent, ReturnKind, ReturnLine,
+    SalesDocument, SalesDocumentKind, Shipment, ShipmentRequest, StockLevel, StockUpdate, Tracking,
+    TrackingEvent, TrackingStatus,
 };
 pub use ids::{ChannelOrderId, ConnectionId, IdError, Sku, TenantId};
 pub use money::{Country, Currency, Money, UnitError, VatRate, round2};

@@ -583,3 +583,311 @@ pub async fn courier_suite(s: &CourierSetup) {
     ambiguous_create_resolves_by_reference(s).await;
     throttling_and_server_errors(s).await;
 }
+
+/// What the ERP suite needs to see inside (and do to) a fake.
+pub trait ErpFake: Send + Sync {
+    /// Puts an article in the ERP with its gross price (VAT 19 %) and stock in `warehouse`.
+    fn seed_item(&self, sku: &Sku, name: &str, gross: Decimal, stock: u32, warehouse: &str);
+    /// How many sales documents the ERP holds for the marketplace order.
+    fn documents_for(&self, order: &ChannelOrderId) -> usize;
+    /// The merchant issues the invoice for the document (SmartBill: invoice from the proforma).
+    fn merchant_invoices(&self, document: &canonical::SalesDocument);
+    /// The merchant credits (reverses) that invoice.
+    fn merchant_credits(&self, document: &canonical::SalesDocument);
+    /// The next create is carried out, but its answer never comes in time.
+    fn commit_then_timeout_next(&self);
+    /// The next invoice download answers with something that is not a PDF.
+    fn garbage_pdf_next(&self);
+    /// The next call is throttled with a 1 s hint; `false` if the ERP has no such thing.
+    fn throttle_next(&self) -> bool;
+    /// The next call fails with a server error; `false` if the ERP has no such thing.
+    fn server_error_next(&self) -> bool;
+}
+
+/// How an ERP recovers from an ambiguous create, as its docs state it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// The lookup finds the one document the lost call made.
+    Finds,
+    /// No trustworthy lookup: the order is parked as `NeedsReview`.
+    ParksForReview,
+}
+
+/// One ERP's fixture for the suite.
+#[allow(missing_debug_implementations)]
+pub struct ErpSetup {
+    pub client: Arc<dyn crate::erp::Erp>,
+    /// The same client with wrong credentials; `None` where the ERP has none (file exchange).
+    pub bad_auth: Option<Arc<dyn crate::erp::Erp>>,
+    pub fake: Arc<dyn ErpFake>,
+    /// A marketplace order for `sku` (seeded first) with this id, that the ERP accepts.
+    pub order: fn(&str, &Sku) -> canonical::Order,
+    /// Options the ERP needs for that order (an exchange rate for lexoffice).
+    pub options: crate::erp::DocumentOptions,
+    /// An order the ERP refuses, and a fragment of the refusal's text.
+    pub invalid: (canonical::Order, &'static str),
+    pub recovery: Recovery,
+}
+
+fn order_id(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// The catalog and stock come back with the seeded article (or are declared unsupported, with
+/// the capability off).
+pub async fn erp_catalog_and_stock(s: &ErpSetup) {
+    let k = sku(&order_id("CAT"));
+    s.fake
+        .seed_item(&k, "Conformance mug", Decimal::new(5950, 2), 7, "Depozit");
+    match s.client.catalog().await {
+        Ok(items) => {
+            let item = items
+                .iter()
+                .find(|i| i.sku == k)
+                .unwrap_or_else(|| panic!("{k} not in catalog"));
+            assert!(item.price > Decimal::ZERO, "{item:?}");
+            assert!(s.client.capabilities().supports(crate::Flow::CatalogPush));
+        }
+        Err(e) => {
+            assert_eq!(e.class(), ErrorClass::Unsupported, "{e}");
+            assert!(!s.client.capabilities().supports(crate::Flow::CatalogPush));
+        }
+    }
+    match s.client.stock(None).await {
+        Ok(levels) => {
+            let l = levels
+                .iter()
+                .find(|l| l.sku == k)
+                .unwrap_or_else(|| panic!("{k} has no stock row"));
+            assert_eq!(l.quantity, Decimal::from(7), "{l:?}");
+            assert!(s.client.capabilities().supports(crate::Flow::StockPush));
+        }
+        Err(e) => {
+            assert_eq!(e.class(), ErrorClass::Unsupported, "{e}");
+            assert!(!s.client.capabilities().supports(crate::Flow::StockPush));
+        }
+    }
+}
+
+/// A created document is non-fiscal, and the lookup finds it (or parks it for review).
+pub async fn erp_create_then_find(s: &ErpSetup) {
+    let k = sku(&order_id("DOC"));
+    s.fake
+        .seed_item(&k, "Conformance lamp", Decimal::new(11900, 2), 5, "Depozit");
+    let order = (s.order)(&order_id("ORD"), &k);
+    assert_eq!(s.fake.documents_for(&order.id), 0);
+    let doc = s
+        .client
+        .create_sales_document(&order, &s.options)
+        .await
+        .expect("create");
+    assert_eq!(doc.order_id, order.id);
+    assert_eq!(s.fake.documents_for(&order.id), 1);
+    match (
+        s.client.find_sales_document(&order).await.expect("find"),
+        s.recovery,
+    ) {
+        (crate::erp::Lookup::Found(found), Recovery::Finds) => assert_eq!(found.erp_id, doc.erp_id),
+        (crate::erp::Lookup::NeedsReview { evidence }, Recovery::ParksForReview) => {
+            assert!(!evidence.is_empty())
+        }
+        (other, r) => panic!("lookup {other:?} does not match the stated recovery {r:?}"),
+    }
+    let other = (s.order)(&order_id("NEVER"), &k);
+    let none = s
+        .client
+        .find_sales_document(&other)
+        .await
+        .expect("find none");
+    assert!(
+        matches!(
+            none,
+            crate::erp::Lookup::Absent | crate::erp::Lookup::NeedsReview { .. }
+        ),
+        "an order never sent has no document: {none:?}"
+    );
+}
+
+/// An ambiguous create is in doubt, is not repeated, and recovery makes no second document.
+pub async fn erp_ambiguous_create_makes_no_second_document(s: &ErpSetup) {
+    let k = sku(&order_id("AMB"));
+    s.fake.seed_item(
+        &k,
+        "Conformance chair",
+        Decimal::new(23800, 2),
+        5,
+        "Depozit",
+    );
+    let order = (s.order)(&order_id("ORD"), &k);
+    s.fake.commit_then_timeout_next();
+    let e = s
+        .client
+        .create_sales_document(&order, &s.options)
+        .await
+        .expect_err("times out");
+    assert_eq!(e.class(), ErrorClass::InDoubt, "{e}");
+    assert_eq!(
+        s.fake.documents_for(&order.id),
+        1,
+        "the lost call did create it, once"
+    );
+    match (
+        s.client.find_sales_document(&order).await.expect("lookup"),
+        s.recovery,
+    ) {
+        (crate::erp::Lookup::Found(doc), Recovery::Finds) => assert_eq!(doc.order_id, order.id),
+        (crate::erp::Lookup::NeedsReview { .. }, Recovery::ParksForReview) => {}
+        (other, r) => panic!("lookup {other:?} does not match the stated recovery {r:?}"),
+    }
+    assert_eq!(
+        s.fake.documents_for(&order.id),
+        1,
+        "recovery made no second document"
+    );
+}
+
+/// No invoice before the merchant issues one; then a valid PDF; a non-PDF answer fails clearly.
+pub async fn erp_invoice_pdf(s: &ErpSetup) {
+    let k = sku(&order_id("PDF"));
+    s.fake
+        .seed_item(&k, "Conformance desk", Decimal::new(59900, 2), 5, "Depozit");
+    let order = (s.order)(&order_id("ORD"), &k);
+    let doc = s
+        .client
+        .create_sales_document(&order, &s.options)
+        .await
+        .expect("create");
+    match s.client.invoice_pdf(&doc).await {
+        Ok(None) => {}
+        Err(e) if e.class() == ErrorClass::Unsupported => {
+            assert!(!s.client.capabilities().supports(crate::Flow::InvoiceAttach));
+            return;
+        }
+        other => panic!("no invoice yet, got {other:?}"),
+    }
+    s.fake.merchant_invoices(&doc);
+    let inv = s
+        .client
+        .invoice_pdf(&doc)
+        .await
+        .expect("pdf")
+        .expect("invoiced");
+    crate::erp::check_pdf("test", "invoice_pdf", &inv.pdf).expect("valid PDF bytes");
+    s.fake.garbage_pdf_next();
+    let e = s.client.invoice_pdf(&doc).await.expect_err("not a PDF");
+    assert!(
+        e.to_string().contains("PDF"),
+        "the error says what was expected: {e}"
+    );
+    match s.client.invoice_credited(&inv).await.expect("credited?") {
+        None => {}
+        Some(false) => {
+            s.fake.merchant_credits(&doc);
+            assert_eq!(
+                s.client.invoice_credited(&inv).await.expect("credited?"),
+                Some(true)
+            );
+        }
+        Some(true) => panic!("not credited yet"),
+    }
+}
+
+/// A cancellation is registered the non-fiscal way or reported for the merchant with evidence.
+pub async fn erp_returns(s: &ErpSetup) {
+    let k = sku(&order_id("RET"));
+    s.fake
+        .seed_item(&k, "Conformance vase", Decimal::new(4990, 2), 5, "Depozit");
+    let order = (s.order)(&order_id("ORD"), &k);
+    let doc = s
+        .client
+        .create_sales_document(&order, &s.options)
+        .await
+        .expect("create");
+    let event = canonical::ReturnEvent {
+        event_id: format!("conf:{}", order.id),
+        order_id: order.id.clone(),
+        kind: canonical::ReturnKind::Cancellation,
+        lines: Vec::new(),
+        reason: Some("customer cancelled".into()),
+        at: Some(Utc::now()),
+    };
+    match s
+        .client
+        .register_return(&doc, &event)
+        .await
+        .expect("register")
+    {
+        crate::erp::ReturnOutcome::Registered { reference } => assert!(!reference.is_empty()),
+        crate::erp::ReturnOutcome::ForMerchant { evidence } => {
+            assert!(
+                evidence.contains(order.id.as_str()),
+                "evidence names the order: {evidence}"
+            )
+        }
+    }
+}
+
+/// Refusals are permanent with the ERP's message; wrong credentials are `Auth`; throttling and
+/// server errors are retried where the ERP has them.
+pub async fn erp_errors(s: &ErpSetup) {
+    let e = s
+        .client
+        .create_sales_document(&s.invalid.0, &s.options)
+        .await
+        .expect_err("invalid order");
+    assert!(
+        matches!(e.class(), ErrorClass::Permanent | ErrorClass::Config),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(s.invalid.1),
+        "{e} lacks {:?}",
+        s.invalid.1
+    );
+    if let Some(bad) = &s.bad_auth {
+        let e = bad.stock(None).await.expect_err("bad credentials");
+        assert!(
+            matches!(e.class(), ErrorClass::Auth | ErrorClass::Unsupported),
+            "{e}"
+        );
+        if e.class() == ErrorClass::Unsupported {
+            let o = (s.order)(&order_id("AUTH"), &sku("AUTH-1"));
+            let e = bad
+                .find_sales_document(&o)
+                .await
+                .expect_err("bad credentials");
+            assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+        }
+    }
+    let o = (s.order)(&order_id("THR"), &sku("THR-1"));
+    if s.fake.throttle_next() {
+        let start = Instant::now();
+        s.client
+            .find_sales_document(&o)
+            .await
+            .expect("after the throttle");
+        assert!(
+            start.elapsed() >= Duration::from_millis(950),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    if s.fake.server_error_next() {
+        s.client
+            .find_sales_document(&o)
+            .await
+            .expect("after one server error");
+    }
+}
+
+pub async fn erp_suite(s: &ErpSetup) {
+    erp_catalog_and_stock(s).await;
+    erp_create_then_find(s).await;
+    erp_ambiguous_create_makes_no_second_document(s).await;
+    erp_invoice_pdf(s).await;
+    erp_returns(s).await;
+    erp_errors(s).await;
+}

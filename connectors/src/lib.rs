@@ -7,12 +7,13 @@
 //! - [`http`]: the reqwest client every connector uses (rustls, timeouts, the [`gate::CallGate`]
 //!   before every call, `Retry-After`, bounded inline retries of safe calls).
 //! - [`gate`]: where an account's limits plug in (the workers enforce them fleet-wide in Redis).
-//! - [`marketplace`] and [`courier`]: the traits the flows call.
+//! - [`marketplace`], [`courier`] and [`erp`]: the traits the flows call.
 //! - [`fake`]: what every fake server shares (fault injection, limits, `/_control`).
 //! - [`conformance`]: the suites every marketplace and courier runs against its fake.
 //!
 //! One folder per system, each with `config`, `client`, `wire`, `convert`, `errors`,
-//! `capabilities`, `fake` and tests: [`cdon`], [`celro`], [`dhl`] (one cargo feature each).
+//! `capabilities`, `fake` and tests: `cdon`, `celro`, `dhl`, `smartbill`, `lexoffice`,
+//! `winmentor`, `charisma` (one cargo feature each).
 //! [`noop`] is the built-in connector of the demo tenants.
 //!
 //! **This crate never knows about queues or Redis**: it does not depend on `queue-schema`; the
@@ -20,6 +21,7 @@
 
 pub mod conformance;
 pub mod courier;
+pub mod erp;
 pub mod error;
 pub mod fake;
 pub mod gate;
@@ -34,7 +36,17 @@ pub mod celro;
 #[cfg(feature = "dhl")]
 pub mod dhl;
 
+#[cfg(feature = "charisma")]
+pub mod charisma;
+#[cfg(feature = "lexoffice")]
+pub mod lexoffice;
+#[cfg(feature = "smartbill")]
+pub mod smartbill;
+#[cfg(feature = "winmentor")]
+pub mod winmentor;
+
 pub use courier::Courier;
+pub use erp::Erp;
 pub use error::{ConnectorError, ErrorClass};
 pub use marketplace::Marketplace;
 

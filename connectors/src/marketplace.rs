@@ -1,6 +1,6 @@
 //! The marketplace trait: what the flows ask of CDON and Cel.ro, in `canonical` terms.
 //!
-//! Every method maps its API's failures into [`ConnectorError`] classes (see [`crate::error`]).
+//! Every method maps its API's failures into [`ConnectorError`](crate::ConnectorError) classes (see [`crate::error`]).
 //! Batch methods report **per item**: one bad SKU never fails its neighbours, and the flow
 //! retries only the items whose failure is retryable.
 

@@ -1,0 +1,1 @@
+//! charisma connector (being built).

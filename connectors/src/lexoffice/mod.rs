@@ -1,0 +1,1 @@
+//! lexoffice connector (being built).

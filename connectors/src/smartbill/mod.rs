@@ -1,0 +1,1 @@
+//! smartbill connector (being built).

@@ -1,0 +1,1 @@
+//! winmentor connector (being built).
