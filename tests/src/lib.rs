@@ -391,9 +391,11 @@ impl Drop for RedisServer {
 pub struct SharedAccountRun {
     /// Calls the fake served (within the limit).
     pub served: u64,
-    /// Calls the fake refused because the account was over its limit.
+    /// Calls the fake refused because the account was over its limit (CDON), or blocks the
+    /// account entered (SmartBill).
     pub over_limit: u64,
-    /// Calls the fake would allow in the run's duration at the API's own rate.
+    /// Calls the API's allowed rate gives from the first call the fake saw to the last (the
+    /// sustained rate; a sliding window would also admit one burst of `rate` at the start).
     pub allowed: f64,
     /// Failed calls reported by the processes, and the first failure's text.
     pub errors: u64,
@@ -402,18 +404,31 @@ pub struct SharedAccountRun {
 }
 
 impl SharedAccountRun {
-    /// Share of the allowed rate used.
+    /// Share of the allowed rate used: calls after the first, over the span, against the rate.
     pub fn utilization(&self) -> f64 {
-        self.served as f64 / self.allowed
+        self.served.saturating_sub(1) as f64 / self.allowed
     }
 }
 
-/// `processes` separate `rate-client` processes (path `exe`) share one CDON fake account whose
-/// API allows `rate` calls per `per_ms` (sliding window, enforced and counted by the fake); each
-/// process's gate enforces the same limit fleet-wide in Redis with `margin_ms` added to the
-/// window. Runs `secs` seconds.
+/// Which fake account [`shared_account_run`] shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedSystem {
+    /// The CDON fake with a sliding-window limit of `rate` per `per_ms` (over-limit answers
+    /// counted).
+    Cdon,
+    /// The SmartBill fake with its own contract limit (30 per 10 s; one more and the account is
+    /// blocked for 10 minutes, counted as a block entered); `rate`/`per_ms` must be 30/10000.
+    SmartBill,
+}
+
+/// `processes` separate `rate-client` processes (path `exe`) share one fake account whose API
+/// allows `rate` calls per `per_ms` (enforced and counted by the fake); each process's gate
+/// enforces the same limit fleet-wide in Redis with `margin_ms` added to the window. Runs
+/// `secs` seconds.
+#[allow(clippy::too_many_arguments)]
 pub async fn shared_account_run(
     exe: &str,
+    system: SharedSystem,
     test: &str,
     processes: usize,
     rate: u32,
@@ -421,20 +436,37 @@ pub async fn shared_account_run(
     margin_ms: u64,
     secs: u64,
 ) -> SharedAccountRun {
-    use connectors::cdon::fake::{CdonFake, DEMO_MERCHANT_ID, DEMO_TOKEN};
     use connectors::fake::{Limits, RateRule, serve};
-    let fake = CdonFake::new();
-    fake.seed_demo();
-    fake.harness().set_limits(Limits {
-        rate: Some(RateRule {
-            count: rate,
-            per_ms,
-        }),
-        concurrency: None,
-    });
-    let server = serve(fake.router(), "127.0.0.1:0")
-        .await
-        .expect("fake listens");
+    use connectors::{cdon, smartbill};
+    let sb = smartbill::fake::SmartBillFake::new();
+    let (router, harness, base, user, token, name) = match system {
+        SharedSystem::Cdon => {
+            let fake = cdon::fake::CdonFake::new();
+            fake.seed_demo();
+            fake.harness().set_limits(Limits {
+                rate: Some(RateRule {
+                    count: rate,
+                    per_ms,
+                }),
+                concurrency: None,
+            });
+            let (d_user, d_token) = (cdon::fake::DEMO_MERCHANT_ID, cdon::fake::DEMO_TOKEN);
+            let harness = fake.harness().clone();
+            (fake.router(), harness, "/api/", d_user, d_token, "cdon")
+        }
+        SharedSystem::SmartBill => {
+            assert_eq!(
+                (rate, per_ms),
+                (30, 10_000),
+                "SmartBill's fake enforces its contract limit"
+            );
+            sb.seed_demo();
+            let (d_user, d_token) = (smartbill::fake::DEMO_EMAIL, smartbill::fake::DEMO_TOKEN);
+            let harness = sb.harness().clone();
+            (sb.router(), harness, "/", d_user, d_token, "smartbill")
+        }
+    };
+    let server = serve(router, "127.0.0.1:0").await.expect("fake listens");
     let cfg = test_config(test);
     let ns = cfg.namespace.clone();
     let start = std::time::Instant::now();
@@ -443,9 +475,11 @@ pub async fn shared_account_run(
             tokio::process::Command::new(exe)
                 .env("REDIS_URL", redis_url())
                 .env("QUEUE_NS", &ns)
-                .env("BASE_URL", format!("{}/api/", server.base_url()))
-                .env("MERCHANT_ID", DEMO_MERCHANT_ID)
-                .env("TOKEN", DEMO_TOKEN)
+                .env("SYSTEM", name)
+                .env("BASE_URL", format!("{}{base}", server.base_url()))
+                .env("USER", user)
+                .env("TOKEN", token)
+                .env("CIF", smartbill::fake::DEMO_CIF)
                 .env("RATE", rate.to_string())
                 .env("PER_MS", (per_ms + margin_ms).to_string())
                 .env("SECS", secs.to_string())
@@ -467,14 +501,14 @@ pub async fn shared_account_run(
         }
     }
     let elapsed = start.elapsed();
-    let stats = fake.harness().stats();
+    let stats = harness.stats();
     let q = queue(cfg).await;
     let _ = delete_namespace(&q).await;
     drop(server);
     SharedAccountRun {
         served: stats.requests - stats.over_limit,
-        over_limit: stats.over_limit,
-        allowed: rate as f64 * (secs * 1000) as f64 / per_ms as f64,
+        over_limit: stats.over_limit + sb.blocks_entered(),
+        allowed: rate as f64 * stats.span_ms as f64 / per_ms as f64,
         errors,
         first_error,
         elapsed,

@@ -77,8 +77,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Start every fake external system (CDON, Cel.ro, DHL) on loopback with demo data, and
-    /// print their URLs and demo credentials; runs until Ctrl-C.
+    /// Start every fake external system (CDON, Cel.ro, DHL, SmartBill, lexoffice, Charisma on
+    /// loopback; WinMentor on an exchange directory) with demo data, and print their URLs and
+    /// demo credentials; runs until Ctrl-C.
     Sandbox(SandboxArgs),
 }
 
@@ -90,6 +91,15 @@ struct SandboxArgs {
     celro: String,
     #[arg(long, default_value = "127.0.0.1:7403")]
     dhl: String,
+    #[arg(long, default_value = "127.0.0.1:7404")]
+    smartbill: String,
+    #[arg(long, default_value = "127.0.0.1:7405")]
+    lexoffice: String,
+    #[arg(long, default_value = "127.0.0.1:7406")]
+    charisma: String,
+    /// The WinMentor exchange directory (default: megzo-sandbox-winmentor in the temp dir).
+    #[arg(long)]
+    winmentor_dir: Option<PathBuf>,
     /// Start empty (no demo listings or orders).
     #[arg(long)]
     no_seed: bool,
@@ -393,6 +403,12 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         cdon: args.cdon,
         celro: args.celro,
         dhl: args.dhl,
+        smartbill: args.smartbill,
+        lexoffice: args.lexoffice,
+        charisma: args.charisma,
+        winmentor_dir: args
+            .winmentor_dir
+            .unwrap_or_else(|| workers::sandbox::Addrs::default().winmentor_dir),
     };
     let sandbox = workers::sandbox::Sandbox::start(&addrs, !args.no_seed).await?;
     println!("{}", sandbox.describe());

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use canonical::{Courier, Marketplace};
+use canonical::{Courier, Erp, Marketplace};
 use connectors::gate::CallGate;
 use connectors::{Capabilities, ConnectorError, ErrorClass};
 use serde_json::{Map, Value};
@@ -24,9 +24,14 @@ use serde_json::{Map, Value};
 use crate::queue::service::JobError;
 use crate::vault::Credentials;
 
-/// Every system's declared capabilities, in display order.
+/// Every system's declared capabilities, in display order. SmartBill's catalog depends on the
+/// connection (it needs the tenant's price list); the matrix shows a connection without one.
 pub fn capability_matrix() -> Vec<Capabilities> {
     vec![
+        connectors::smartbill::capabilities(false),
+        connectors::lexoffice::capabilities(),
+        connectors::winmentor::capabilities(),
+        connectors::charisma::capabilities(),
         connectors::cdon::capabilities(),
         connectors::celro::capabilities(),
         connectors::dhl::capabilities(),
@@ -87,6 +92,55 @@ pub fn marketplace(
             Some(Arc::new(client))
         }
         Marketplace::Noop => None,
+    })
+}
+
+/// The ERP client of a connection. `Noop` has no client. WinMentor exchanges files and takes
+/// no credentials (its entry may be absent).
+pub fn erp(
+    system: Erp,
+    settings: &Map<String, Value>,
+    creds: Option<&Credentials>,
+    gate: Option<Arc<dyn CallGate>>,
+) -> Result<Option<Arc<dyn connectors::Erp>>, ConnectorError> {
+    use connectors::{charisma, lexoffice, smartbill, winmentor};
+    Ok(match system {
+        Erp::SmartBill => {
+            let c = credentials_of(creds, "smartbill")?;
+            let config = settings_of(settings, "smartbill");
+            Some(Arc::new(smartbill::SmartBillClient::from_json(
+                config, c, gate,
+            )?))
+        }
+        Erp::Lexoffice => {
+            let c = credentials_of(creds, "lexoffice")?;
+            let config = settings_of(settings, "lexoffice");
+            Some(Arc::new(lexoffice::LexofficeClient::from_json(
+                config, c, gate,
+            )?))
+        }
+        Erp::WinMentor => {
+            let empty = Map::new();
+            let c = match creds
+                .map(Credentials::expose)
+                .and_then(|m| entry(m, "winmentor"))
+            {
+                Some(Value::Object(m)) => m,
+                _ => &empty,
+            };
+            let config = settings_of(settings, "winmentor");
+            Some(Arc::new(winmentor::WinMentorClient::from_json(
+                config, c, gate,
+            )?))
+        }
+        Erp::Charisma => {
+            let c = credentials_of(creds, "charisma")?;
+            let config = settings_of(settings, "charisma");
+            Some(Arc::new(charisma::CharismaClient::from_json(
+                config, c, gate,
+            )?))
+        }
+        Erp::Noop => None,
     })
 }
 

@@ -20,7 +20,16 @@ fn megzo() -> Command {
 #[test]
 fn connectors_prints_every_system_and_why_not() {
     let out = stdout(&megzo().arg("connectors").output().unwrap());
-    for system in ["cdon", "celro", "dhl", "noop"] {
+    for system in [
+        "smartbill",
+        "lexoffice",
+        "winmentor",
+        "charisma",
+        "cdon",
+        "celro",
+        "dhl",
+        "noop",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with(system)),
             "{system} row missing:\n{out}"
@@ -53,6 +62,7 @@ async fn sandbox_serves_the_fakes_with_demo_data() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let dir = std::env::temp_dir().join(format!("megzo-wm-{}", uuid::Uuid::new_v4().simple()));
     let mut child = megzo()
         .args([
             "sandbox",
@@ -62,6 +72,14 @@ async fn sandbox_serves_the_fakes_with_demo_data() {
             "127.0.0.1:0",
             "--dhl",
             "127.0.0.1:0",
+            "--smartbill",
+            "127.0.0.1:0",
+            "--lexoffice",
+            "127.0.0.1:0",
+            "--charisma",
+            "127.0.0.1:0",
+            "--winmentor-dir",
+            dir.to_str().unwrap(),
             "--duration-secs",
             "30",
         ])
@@ -87,4 +105,9 @@ async fn sandbox_serves_the_fakes_with_demo_data() {
     assert!(!page.orders.is_empty(), "demo orders are seeded");
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        dir.join("exports").is_dir(),
+        "the WinMentor fake set up its directory"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -82,6 +82,8 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Most requests of one account seen in flight at once.
     pub peak_concurrency: u64,
+    /// Time from the first to the last request counted, in ms (0 with fewer than two).
+    pub span_ms: u64,
 }
 
 /// How a system's fake answers a request over its limits (its own error body and status).
@@ -116,6 +118,8 @@ struct Inner {
     over_limit: AtomicU64,
     faults_injected: AtomicU64,
     peak: AtomicU64,
+    /// First and last counted request.
+    seen: Mutex<Option<(Instant, Instant)>>,
     account_of: AccountOf,
     over_limit_response: OverLimitResponse,
 }
@@ -130,6 +134,7 @@ impl Harness {
             over_limit: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            seen: Mutex::new(None),
             account_of,
             over_limit_response,
         }))
@@ -159,6 +164,9 @@ impl Harness {
             over_limit: self.0.over_limit.load(Ordering::Relaxed),
             faults_injected: self.0.faults_injected.load(Ordering::Relaxed),
             peak_concurrency: self.0.peak.load(Ordering::Relaxed),
+            span_ms: self.0.seen.lock().unwrap().map_or(0, |(first, last)| {
+                last.duration_since(first).as_millis() as u64
+            }),
         }
     }
 
@@ -171,6 +179,7 @@ impl Harness {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        *self.0.seen.lock().unwrap() = None;
     }
 
     /// Picks the fault for the next request, consuming a counter if one applies.
@@ -263,6 +272,11 @@ async fn harness_layer(State(h): State<Harness>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     h.0.requests.fetch_add(1, Ordering::Relaxed);
+    {
+        let now = Instant::now();
+        let mut seen = h.0.seen.lock().unwrap();
+        *seen = Some(seen.map_or((now, now), |(first, _)| (first, now)));
+    }
     let account = (h.0.account_of)(&req);
     let _in_flight = match &account {
         Some(a) => match h.admit(a) {
