@@ -463,7 +463,14 @@ pub async fn shared_account_run(
             sb.seed_demo();
             let (d_user, d_token) = (smartbill::fake::DEMO_EMAIL, smartbill::fake::DEMO_TOKEN);
             let harness = sb.harness().clone();
-            (sb.router(), harness, "/", d_user, d_token, "smartbill")
+            (
+                sb.router(),
+                harness,
+                "/SBORO/api/",
+                d_user,
+                d_token,
+                "smartbill",
+            )
         }
     };
     let server = serve(router, "127.0.0.1:0").await.expect("fake listens");
@@ -483,6 +490,8 @@ pub async fn shared_account_run(
                 .env("RATE", rate.to_string())
                 .env("PER_MS", (per_ms + margin_ms).to_string())
                 .env("SECS", secs.to_string())
+                // Enough to keep the gate busy; more only lengthens the wait after the deadline.
+                .env("CONCURRENCY", "2")
                 .stdout(std::process::Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()

@@ -177,9 +177,9 @@ impl Sandbox {
             "CDON Merchants API  {c}/api/      merchant_id={} token={}\n\
              Cel.ro market_api   {r}/market_api/  username={} password={}\n\
              DHL MyDHL API       {d}/mydhlapi   username={} password={} account={}\n\
-             SmartBill API       {s}/   email={} token={} cif={}\n\
+             SmartBill API       {s}/SBORO/api/   email={} token={} cif={}\n\
              lexoffice API       {l}   api_key={}\n\
-             Charisma SOAP       {h}/   application_id={}\n\
+             Charisma SOAP       {h}{}   application_id={}\n\
              WinMentor exchange  {}\n\
              control: GET <url>/_control/stats, GET|PUT <url>/_control/faults, POST <url>/_control/limits\n\
              (demo credentials of the fakes only; they open nothing real)",
@@ -194,6 +194,7 @@ impl Sandbox {
             smartbill::fake::DEMO_TOKEN,
             smartbill::fake::DEMO_CIF,
             lexoffice::fake::DEMO_API_KEY,
+            charisma::fake::SERVICE_PATH,
             charisma::fake::DEMO_APPLICATION_ID,
             self.winmentor_dir.display(),
         )

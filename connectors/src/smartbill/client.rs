@@ -793,7 +793,7 @@ mod tests {
         m.insert("token".into(), json!("t"));
         let c = SmartBillClient::from_json(settings(), &m, None).unwrap();
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", "4".parse().unwrap());
+        h.insert("x-ratelimit-remaining", "0".parse().unwrap());
         let reset = Utc::now().timestamp() + 1;
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
         c.after(&h);
