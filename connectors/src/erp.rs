@@ -126,7 +126,7 @@ pub fn check_pdf(system: &'static str, op: &'static str, bytes: &[u8]) -> Result
     ))
 }
 
-/// A minimal valid one-page PDF showing `text`, for the fakes' invoice downloads.
+/// A minimal valid one-page PDF showing `text`, for the fakes' PDFs (invoices, labels).
 pub fn minimal_pdf(text: &str) -> Vec<u8> {
     let text: String = text
         .chars()

@@ -8,6 +8,7 @@
 //!   before every call, `Retry-After`, bounded inline retries of safe calls).
 //! - [`gate`]: where an account's limits plug in (the workers enforce them fleet-wide in Redis).
 //! - [`marketplace`], [`courier`] and [`erp`]: the traits the flows call.
+//! - [`settings`]: reading stored settings and credential fields (messages never show values).
 //! - [`fake`]: what every fake server shares (fault injection, limits, `/_control`).
 //! - [`conformance`]: the suites every marketplace and courier runs against its fake.
 //!
@@ -28,6 +29,7 @@ pub mod gate;
 pub mod http;
 pub mod marketplace;
 pub mod noop;
+pub mod settings;
 
 #[cfg(feature = "cdon")]
 pub mod cdon;

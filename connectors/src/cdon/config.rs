@@ -286,30 +286,11 @@ impl Credentials {
     /// Reads `{"merchant_id": "...", "token": "..."}`. Messages name a missing, blank or
     /// malformed field, never a value.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self> {
-        let bad = |m: String| Err(ConnectorError::config(SYSTEM, m));
-        for k in map.keys() {
-            if k != "merchant_id" && k != "token" {
-                return bad(format!(
-                    "unknown credentials field `{k}`; expected merchant_id and token"
-                ));
-            }
-        }
-        let field = |name: &str| -> Result<String> {
-            match map.get(name) {
-                None | Some(Value::Null) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials field `{name}` is missing"),
-                )),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials field `{name}` must be a string"),
-                )),
-            }
-        };
+        let [merchant_id, token] =
+            crate::settings::credential_fields(SYSTEM, map, ["merchant_id", "token"])?;
         let c = Self {
-            merchant_id: field("merchant_id")?,
-            token: SecretString::from(field("token")?),
+            merchant_id,
+            token: SecretString::from(token),
         };
         c.validate()?;
         Ok(c)

@@ -1249,7 +1249,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("password is missing"), "{e}");
+        assert!(e.to_string().contains("`password` is missing"), "{e}");
     }
 
     #[test]

@@ -339,36 +339,10 @@ impl Credentials {
 
     /// Reads `{"username": …, "password": …}`. Errors name the field, never a value.
     pub fn from_map(m: &Map<String, Value>) -> Result<Self> {
-        if let Some(k) = m
-            .keys()
-            .find(|k| !matches!(k.as_str(), "username" | "password"))
-        {
-            return Err(ConnectorError::config(
-                SYSTEM,
-                format!("credentials: unknown field {k:?} (expected username, password)"),
-            ));
-        }
-        let field = |name: &str| -> Result<String> {
-            match m.get(name) {
-                None | Some(Value::Null) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field {name} is missing"),
-                )),
-                Some(Value::String(s)) if s.trim().is_empty() => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field {name} is blank"),
-                )),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field {name} must be a string"),
-                )),
-            }
-        };
-        let username = field("username")?.trim().to_owned();
-        let password = field("password")?;
+        let [username, password] =
+            crate::settings::credential_fields(SYSTEM, m, ["username", "password"])?;
         Ok(Self {
-            username,
+            username: username.trim().to_owned(),
             password: SecretString::from(password),
         })
     }
@@ -453,18 +427,18 @@ mod tests {
             "{shown}"
         );
         for (v, msg) in [
-            (json!({"username": "u"}), "password is missing"),
+            (json!({"username": "u"}), "`password` is missing"),
             (
                 json!({"username": " ", "password": "hunter22"}),
-                "username is blank",
+                "`username` is blank",
             ),
             (
                 json!({"username": "u", "password": 5}),
-                "password must be a string",
+                "`password` must be a string",
             ),
             (
                 json!({"username": "u", "password": "p", "token": "zzz-secret"}),
-                "unknown field \"token\"",
+                "unknown credentials field `token`",
             ),
         ] {
             let e = Credentials::from_map(v.as_object().unwrap()).unwrap_err();

@@ -101,12 +101,7 @@ impl CharismaClient {
         gate: Option<Arc<dyn CallGate>>,
     ) -> Result<Self> {
         // No settings at all: the defaults, which `validate` refuses naming `endpoint`.
-        let config: Config = match config {
-            Value::Null => Config::default(),
-            v => serde_json::from_value(v).map_err(|e| {
-                ConnectorError::config(SYSTEM, format!("invalid connector settings: {e}"))
-            })?,
-        };
+        let config: Config = crate::settings::from_value(SYSTEM, config)?;
         let credentials = Credentials::from_map(credentials)?;
         Self::new(&config, credentials, gate)
     }

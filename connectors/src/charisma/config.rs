@@ -399,17 +399,8 @@ impl Credentials {
     /// Reads `{"application_id": "…"}`. Messages name a missing, blank, non-string or unknown
     /// field, never a value.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self> {
-        let bad = |m: String| Err(ConnectorError::config(SYSTEM, m));
-        if let Some(k) = map.keys().find(|k| *k != "application_id") {
-            return bad(format!(
-                "unknown credentials field `{k}`; expected application_id"
-            ));
-        }
-        match map.get("application_id") {
-            None => bad("credentials: `application_id` is missing".into()),
-            Some(Value::String(s)) => Self::new(s.as_str()),
-            Some(_) => bad("credentials: `application_id` must be a string".into()),
-        }
+        let [id] = crate::settings::credential_fields(SYSTEM, map, ["application_id"])?;
+        Self::new(id.as_str())
     }
 }
 

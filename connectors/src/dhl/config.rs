@@ -304,38 +304,12 @@ impl Credentials {
     /// Reads `{"username": "...", "password": "..."}`. A missing, blank or non-string field is
     /// named; no value is ever repeated in the message.
     pub fn from_map(map: &serde_json::Map<String, Value>) -> Result<Self> {
-        let field = |name: &str| -> Result<String> {
-            match map.get(name) {
-                None => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field `{name}` is missing"),
-                )),
-                Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-                Some(Value::String(_)) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field `{name}` is blank"),
-                )),
-                Some(_) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials: field `{name}` must be a string"),
-                )),
-            }
-        };
-        let username = field("username")?;
-        let password = field("password")?;
+        let [username, password] =
+            crate::settings::credential_fields(SYSTEM, map, ["username", "password"])?;
         if username.contains(':') {
             return Err(ConnectorError::config(
                 SYSTEM,
                 "credentials: field `username` must not contain ':' (HTTP Basic)",
-            ));
-        }
-        if let Some(k) = map
-            .keys()
-            .find(|k| !matches!(k.as_str(), "username" | "password"))
-        {
-            return Err(ConnectorError::config(
-                SYSTEM,
-                format!("credentials: unknown field `{k}` (expected username, password)"),
             ));
         }
         Ok(Self {
@@ -439,7 +413,7 @@ mod tests {
             (json!({"username": "u", "password": 5}), "must be a string"),
             (
                 json!({"username": "u", "password": "s3cr3t-Pa55", "key": "s3cr3t-Pa55"}),
-                "unknown field `key`",
+                "unknown credentials field `key`",
             ),
         ] {
             let e = Credentials::from_map(v.as_object().unwrap()).unwrap_err();

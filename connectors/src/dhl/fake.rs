@@ -219,38 +219,10 @@ fn not_found(instance: &str, detail: impl AsRef<str>) -> Response {
     )
 }
 
-/// A small valid one-page PDF (correct xref offsets) showing the AWB.
+/// A small valid one-page PDF showing the AWB.
 pub fn label_pdf(awb: &str) -> Vec<u8> {
     let text: String = awb.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let stream = format!("BT /F1 16 Tf 20 380 Td (DHL EXPRESS) Tj 0 -30 Td (AWB {text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for off in offsets {
-        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    crate::erp::minimal_pdf(&format!("DHL EXPRESS AWB {text}"))
 }
 
 /// Whether `code` is a well-formed postal code of `country` (the countries the fake knows;

@@ -100,12 +100,7 @@ impl LexofficeClient {
         credentials: &Map<String, Value>,
         gate: Option<Arc<dyn CallGate>>,
     ) -> Result<Self> {
-        let config: Config = match config {
-            Value::Null => Config::default(),
-            v => serde_json::from_value(v).map_err(|e| {
-                ConnectorError::config(SYSTEM, format!("invalid connector settings: {e}"))
-            })?,
-        };
+        let config: Config = crate::settings::from_value(SYSTEM, config)?;
         let credentials = Credentials::from_map(credentials)?;
         Self::new(&config, credentials, gate)
     }

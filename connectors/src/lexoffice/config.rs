@@ -201,17 +201,7 @@ impl Credentials {
     /// Reads `{"api_key": "..."}`. Messages name a missing, blank or malformed field, never a
     /// value.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self> {
-        let bad = |m: String| Err(ConnectorError::config(SYSTEM, m));
-        if let Some(k) = map.keys().find(|k| *k != "api_key") {
-            return bad(format!(
-                "unknown credentials field `{k}`; expected only api_key"
-            ));
-        }
-        let key = match map.get("api_key") {
-            None | Some(Value::Null) => return bad("credentials field `api_key` is missing".into()),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return bad("credentials field `api_key` must be a string".into()),
-        };
+        let [key] = crate::settings::credential_fields(SYSTEM, map, ["api_key"])?;
         let c = Self {
             api_key: SecretString::from(key),
         };

@@ -316,30 +316,10 @@ impl Credentials {
     /// Reads `{"email": "...", "token": "..."}`. Messages name a missing, blank or malformed
     /// field, never a value.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self> {
-        for k in map.keys() {
-            if k != "email" && k != "token" {
-                return Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("unknown credentials field `{k}`; expected email and token"),
-                ));
-            }
-        }
-        let field = |name: &str| -> Result<String> {
-            match map.get(name) {
-                None | Some(Value::Null) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials field `{name}` is missing"),
-                )),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(ConnectorError::config(
-                    SYSTEM,
-                    format!("credentials field `{name}` must be a string"),
-                )),
-            }
-        };
+        let [email, token] = crate::settings::credential_fields(SYSTEM, map, ["email", "token"])?;
         let c = Self {
-            email: field("email")?,
-            token: SecretString::from(field("token")?),
+            email,
+            token: SecretString::from(token),
         };
         c.validate()?;
         Ok(c)
