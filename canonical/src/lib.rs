@@ -11,12 +11,16 @@
 //! - [`money`]: currencies, amounts (`Decimal`), VAT rates (percentages), countries.
 //! - [`commerce`]: listings, stock and price updates, orders, returns, shipments, tracking;
 //!   personal data only in [`Contact`], whose `Debug` is redacted.
+//! - [`mapping`]: tenant-configured field mapping rules (VAT, rounding, currency conversion,
+//!   lookups, templates, conditions), validated against system schemas, compiled and applied
+//!   with provenance per target field.
 //!
 //! **This crate does no I/O** and depends on nothing but serde, uuid, chrono, rust_decimal and
 //! thiserror, so it can be used from any layer and tested in isolation.
 
 pub mod commerce;
 pub mod ids;
+pub mod mapping;
 pub mod money;
 pub mod systems;
 

@@ -41,6 +41,7 @@ use sqlx::postgres::PgPoolOptions;
 pub mod credentials;
 pub mod cursors;
 pub mod dead;
+pub mod mappings;
 pub mod orders;
 pub mod runs;
 pub mod tenants;
@@ -95,6 +96,22 @@ pub enum DbError {
     /// No dead job with this id.
     #[error("unknown dead job {0}")]
     UnknownDeadJob(String),
+    /// The connection id names no connection.
+    #[error("unknown connection {0}")]
+    UnknownConnectionId(String),
+    /// No such saved mapping version.
+    #[error("connection {connection} has no {direction} mapping version {version}")]
+    UnknownMappingVersion {
+        connection: String,
+        direction: String,
+        version: i32,
+    },
+    /// A rollback with nothing to roll back to.
+    #[error("connection {connection} has no earlier active {direction} mapping to roll back to")]
+    NothingToRollBack {
+        connection: String,
+        direction: String,
+    },
     /// A unique key is already taken.
     #[error("{what} {value:?} already exists")]
     Duplicate { what: &'static str, value: String },
