@@ -9,6 +9,7 @@
 //! - [`flows`]: the six flow handlers (today: the built-in no-op connector);
 //! - [`heartbeat`]: the idempotent heartbeat enqueuer and scheduler loop;
 //! - [`lock`]: the Redis order-lock with fencing tokens;
+//! - [`mapping`]: the active field-mapping rule sets, compiled and reloaded live per job;
 //! - [`ratelimit`]: fleet-wide limits of external APIs per account (GCRA rate limiter and
 //!   semaphore in Redis) and each system's contract limits;
 //! - [`gate`]: the connectors' `CallGate` over those limits (what every external call passes);
@@ -30,6 +31,7 @@ pub mod flows;
 pub mod gate;
 pub mod heartbeat;
 pub mod lock;
+pub mod mapping;
 pub mod process;
 pub mod queue;
 pub mod ratelimit;

@@ -201,3 +201,70 @@ async fn concurrent_saves_get_consecutive_versions(pool: PgPool) {
     got.sort_unstable();
     assert_eq!(got, (1..=8).collect::<Vec<_>>());
 }
+
+/// A valid rule set (the engine's SmartBill → CDON fixture) with its first rate set to `rate`,
+/// so two versions differ.
+fn valid_rules(rate: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(include_str!(
+        "../../canonical/tests/fixtures/smartbill_to_cdon.json"
+    ))
+    .unwrap();
+    v["rates"][0]["rate"] = json!(rate);
+    v
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_running_process_uses_a_newly_activated_version_from_its_next_call(pool: PgPool) {
+    use workers::mapping::{MappingCache, MappingError};
+    let c = connection(&pool).await;
+    let cache = MappingCache::new(pool.clone());
+    assert!(
+        cache.active(c, E2M).await.unwrap().is_none(),
+        "nothing active yet"
+    );
+    let v1 = save_mapping(&pool, c, E2M, &valid_rules("2.30"), "ana", "")
+        .await
+        .unwrap();
+    activate_mapping(&pool, c, E2M, v1, "ana", "")
+        .await
+        .unwrap();
+    let first = cache.active(c, E2M).await.unwrap().unwrap();
+    assert_eq!(first.version, v1);
+    let again = cache.active(c, E2M).await.unwrap().unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first.rules, &again.rules),
+        "unchanged: not recompiled"
+    );
+
+    // Another process (the CLI) activates version 2: the same cache sees it on its next call.
+    let v2 = save_mapping(&pool, c, E2M, &valid_rules("2.31"), "ion", "")
+        .await
+        .unwrap();
+    activate_mapping(&pool, c, E2M, v2, "ion", "")
+        .await
+        .unwrap();
+    assert_eq!(cache.active(c, E2M).await.unwrap().unwrap().version, v2);
+    rollback_mapping(&pool, c, E2M, "ion", "").await.unwrap();
+    assert_eq!(cache.active(c, E2M).await.unwrap().unwrap().version, v1);
+
+    // A stored version the engine cannot use fails naming it, and nothing stale is served.
+    let v3 = save_mapping(
+        &pool,
+        c,
+        E2M,
+        &json!({"schema": 1, "bogus": true}),
+        "ion",
+        "",
+    )
+    .await
+    .unwrap();
+    activate_mapping(&pool, c, E2M, v3, "ion", "")
+        .await
+        .unwrap();
+    let e = cache.active(c, E2M).await.unwrap_err();
+    assert!(
+        matches!(e, MappingError::Unusable { version, .. } if version == v3),
+        "{e}"
+    );
+    assert!(e.to_string().contains("version 3"), "{e}");
+}
