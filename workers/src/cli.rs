@@ -71,6 +71,10 @@ enum Cmd {
     /// Manage the credential keys: make a new key, re-encrypt everything with the active key.
     #[command(subcommand)]
     Credentials(CredentialsCmd),
+    /// Field-mapping rule sets: validate a file, save it as a version, activate, roll back,
+    /// list, show, history. Workers use a newly activated version from their next job.
+    #[command(subcommand)]
+    Mapping(MappingCmd),
     /// Print which flows each external system supports, and why not where it does not.
     Connectors {
         /// Print JSON instead of the table.
@@ -354,6 +358,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Sandbox(args) => sandbox(args).await,
+        Cmd::Mapping(cmd) => mapping(cfg, cmd).await,
     }
 }
 
@@ -1113,6 +1118,194 @@ async fn credentials(cfg: Config, cmd: CredentialsCmd) -> anyhow::Result<()> {
                 "{rotated} rotated, {current} already current (active key {})",
                 vault.active_key_id()
             );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCmd {
+    /// Check a rule-set file (JSON): it parses and compiles; every error names its rule and field.
+    Validate { file: PathBuf },
+    /// Validate a rule-set file and save it as the connection's next version (not active yet).
+    Save {
+        connection: ConnectionId,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        author: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Every saved version of a connection's rule set, newest first (* marks the active one).
+    List {
+        connection: ConnectionId,
+        #[arg(long, default_value = "erp_to_marketplace")]
+        direction: String,
+    },
+    /// Print one version as JSON (default: the active one).
+    Show {
+        connection: ConnectionId,
+        #[arg(long)]
+        version: Option<i32>,
+        #[arg(long, default_value = "erp_to_marketplace")]
+        direction: String,
+    },
+    /// Make a saved version the active one; workers use it from their next job.
+    Activate {
+        connection: ConnectionId,
+        version: i32,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, default_value = "erp_to_marketplace")]
+        direction: String,
+    },
+    /// Go back to the version that was active before the current one.
+    Rollback {
+        connection: ConnectionId,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, default_value = "erp_to_marketplace")]
+        direction: String,
+    },
+    /// Every save, activation and rollback, oldest first.
+    History {
+        connection: ConnectionId,
+        #[arg(long, default_value = "erp_to_marketplace")]
+        direction: String,
+    },
+}
+
+/// Reads, parses and compiles a rule-set file; the errors name the file, rule and field.
+fn read_rule_set(file: &std::path::Path) -> anyhow::Result<(serde_json::Value, usize)> {
+    use canonical::mapping::RuleSet;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the rule set {}", file.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let set: RuleSet = serde_json::from_value(json.clone())
+        .with_context(|| format!("{} is not a rule set", file.display()))?;
+    match set.compile() {
+        Ok(_) => Ok((json, set.rules.len())),
+        Err(errors) => {
+            let shown: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            bail!(
+                "{} has {} error(s):\n{}",
+                file.display(),
+                errors.len(),
+                shown.join("\n")
+            )
+        }
+    }
+}
+
+async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
+    use workers::db::mappings::{self as m, Direction};
+    let dir = |s: &str| s.parse::<Direction>().map_err(anyhow::Error::from);
+    if let MappingCmd::Validate { file } = &cmd {
+        let (_, n) = read_rule_set(file)?;
+        println!("{}: valid ({n} rules)", file.display());
+        return Ok(());
+    }
+    let pool = pg(&cfg).await?;
+    match cmd {
+        MappingCmd::Validate { .. } => Ok(()),
+        MappingCmd::Save {
+            connection,
+            file,
+            author,
+            comment,
+        } => {
+            let (json, n) = read_rule_set(&file)?;
+            let direction = dir(json["direction"].as_str().unwrap_or_default())?;
+            let v = m::save_mapping(&pool, connection, direction, &json, &author, &comment).await?;
+            println!(
+                "saved {direction} version {v} ({n} rules); activate it with `megzo mapping activate {connection} {v} --actor …`"
+            );
+            Ok(())
+        }
+        MappingCmd::List {
+            connection,
+            direction,
+        } => {
+            for v in m::list_mappings(&pool, connection, dir(&direction)?).await? {
+                let mark = if v.active { "*" } else { " " };
+                println!(
+                    "{mark} v{:<4} {}  {:<20} {}",
+                    v.version,
+                    v.created_at.format("%Y-%m-%d %H:%M"),
+                    v.author,
+                    v.comment
+                );
+            }
+            Ok(())
+        }
+        MappingCmd::Show {
+            connection,
+            version,
+            direction,
+        } => {
+            let d = dir(&direction)?;
+            let found = match version {
+                Some(v) => m::get_mapping(&pool, connection, d, v).await?,
+                None => m::active_mapping(&pool, connection, d).await?,
+            };
+            let Some(found) = found else {
+                bail!(
+                    "connection {connection} has no {d} mapping {}",
+                    version.map_or("active".to_owned(), |v| format!("version {v}"))
+                );
+            };
+            println!("{}", serde_json::to_string_pretty(&found.rules)?);
+            Ok(())
+        }
+        MappingCmd::Activate {
+            connection,
+            version,
+            actor,
+            comment,
+            direction,
+        } => {
+            let d = dir(&direction)?;
+            let before =
+                m::activate_mapping(&pool, connection, d, version, &actor, &comment).await?;
+            let was = before.map_or("none".to_owned(), |v| format!("v{v}"));
+            println!("{d} mapping v{version} is active (was {was})");
+            Ok(())
+        }
+        MappingCmd::Rollback {
+            connection,
+            actor,
+            comment,
+            direction,
+        } => {
+            let d = dir(&direction)?;
+            let now = m::rollback_mapping(&pool, connection, d, &actor, &comment).await?;
+            println!("{d} mapping rolled back: v{now} is active");
+            Ok(())
+        }
+        MappingCmd::History {
+            connection,
+            direction,
+        } => {
+            for a in m::mapping_audit(&pool, connection, dir(&direction)?).await? {
+                let prev = a
+                    .previous_version
+                    .map(|p| format!(" (was v{p})"))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<8} v{}{prev}  by {}  {}",
+                    a.at.format("%Y-%m-%d %H:%M:%S"),
+                    a.action,
+                    a.version,
+                    a.actor,
+                    a.comment
+                );
+            }
             Ok(())
         }
     }

@@ -1,0 +1,117 @@
+//! `megzo mapping` as an operator runs it: validate a file (errors name rule and field), save it
+//! as a version, activate, list, show, roll back, read the history.
+
+use std::path::PathBuf;
+
+use canonical::{Erp, Marketplace};
+use serde_json::json;
+use sqlx::PgPool;
+use workers::db;
+
+mod support;
+use support::{megzo_command, stderr_of_failure, stdout};
+
+const FIXTURE: &str = include_str!("../../canonical/tests/fixtures/smartbill_to_cdon.json");
+
+fn file(contents: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "megzo-rules-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&p, contents).unwrap();
+    p
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
+    let t = db::add_tenant(&pool, "cli-map", "Shop").await.unwrap();
+    let c = db::add_connection(
+        &pool,
+        t.id,
+        Erp::SmartBill,
+        Marketplace::Cdon,
+        None,
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .id
+    .to_string();
+    let megzo = |args: &[&str]| megzo_command(&pool, "json").args(args).output().unwrap();
+    let good = file(FIXTURE);
+    let good = good.to_str().unwrap();
+
+    let out = stdout(&megzo(&["mapping", "validate", good]));
+    assert!(out.contains("valid ("), "{out}");
+
+    // A broken rule set: the error names the rule and the field.
+    let mut bad: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let first = bad["rules"][0]["id"].as_str().unwrap().to_owned();
+    let twin = bad["rules"][0].clone();
+    bad["rules"].as_array_mut().unwrap().push(twin);
+    let bad_file = file(&bad.to_string());
+    let err = stderr_of_failure(&megzo(&[
+        "mapping",
+        "save",
+        &c,
+        "--file",
+        bad_file.to_str().unwrap(),
+        "--author",
+        "ana",
+    ]));
+    assert!(
+        err.contains(&format!("rule `{first}`")) && err.contains("field `"),
+        "{err}"
+    );
+
+    let out = stdout(&megzo(&[
+        "mapping",
+        "save",
+        &c,
+        "--file",
+        good,
+        "--author",
+        "ana",
+        "--comment",
+        "first",
+    ]));
+    assert!(out.contains("saved erp_to_marketplace version 1"), "{out}");
+    stdout(&megzo(&[
+        "mapping", "save", &c, "--file", good, "--author", "ion",
+    ]));
+    let out = stdout(&megzo(&["mapping", "activate", &c, "1", "--actor", "ana"]));
+    assert!(out.contains("v1 is active (was none)"), "{out}");
+    let out = stdout(&megzo(&["mapping", "activate", &c, "2", "--actor", "ion"]));
+    assert!(out.contains("v2 is active (was v1)"), "{out}");
+    let out = stdout(&megzo(&["mapping", "list", &c]));
+    assert!(out.lines().next().unwrap().starts_with("* v2"), "{out}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout(&megzo(&["mapping", "show", &c, "--version", "1"]))).unwrap();
+    assert_eq!(
+        shown,
+        serde_json::from_str::<serde_json::Value>(FIXTURE).unwrap()
+    );
+    let out = stdout(&megzo(&[
+        "mapping",
+        "rollback",
+        &c,
+        "--actor",
+        "ion",
+        "--comment",
+        "oops",
+    ]));
+    assert!(out.contains("v1 is active"), "{out}");
+    let out = stdout(&megzo(&["mapping", "history", &c]));
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(
+        out.lines().last().unwrap().contains("rollback") && out.contains("oops"),
+        "{out}"
+    );
+    let err = stderr_of_failure(&megzo(&["mapping", "activate", &c, "9", "--actor", "ana"]));
+    assert!(
+        err.contains("no erp_to_marketplace mapping version 9"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(good);
+    let _ = std::fs::remove_file(bad_file);
+}
