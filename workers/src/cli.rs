@@ -1172,6 +1172,18 @@ enum MappingCmd {
         #[arg(long, default_value = "erp_to_marketplace")]
         direction: String,
     },
+    /// Apply a draft rule-set file and the active version to sample items and show, per item,
+    /// every field the draft would change. Samples: `--sample FILE` (a JSON array of objects),
+    /// or the first `--limit` items of the connection's ERP catalog.
+    Preview {
+        connection: ConnectionId,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        sample: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Every save, activation and rollback, oldest first.
     History {
         connection: ConnectionId,
@@ -1288,6 +1300,66 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             println!("{d} mapping rolled back: v{now} is active");
             Ok(())
         }
+        MappingCmd::Preview {
+            connection,
+            file,
+            sample,
+            limit,
+        } => {
+            let (json, _) = read_rule_set(&file)?;
+            let set: canonical::mapping::RuleSet = serde_json::from_value(json.clone())?;
+            let draft = set
+                .compile()
+                .map_err(|e| anyhow::anyhow!("{} does not compile: {e:?}", file.display()))?;
+            let d = dir(json["direction"].as_str().unwrap_or_default())?;
+            let samples = match sample {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the sample {}", path.display()))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", path.display()))?;
+                    let mut r =
+                        workers::mapping::records_from_json(&v).map_err(anyhow::Error::msg)?;
+                    r.truncate(limit);
+                    r
+                }
+                None => catalog_sample(&pool, connection, limit).await?,
+            };
+            let cache = workers::mapping::MappingCache::new(pool.clone());
+            let active = cache.active(connection, d).await?;
+            let ctx = canonical::mapping::Context {
+                today: Utc::now().date_naive(),
+            };
+            let p = workers::mapping::preview(
+                &draft,
+                active.as_ref().map(|a| a.rules.as_ref()),
+                &samples,
+                &ctx,
+            );
+            let against = active.map_or("no active version".to_owned(), |a| {
+                format!("active v{}", a.version)
+            });
+            println!(
+                "{} items, {} changed fields, {} items the draft cannot map (against {against})",
+                p.items,
+                p.diffs.len(),
+                p.draft_errors.len()
+            );
+            for f in &p.diffs {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_owned());
+                println!(
+                    "{:<20} {:<24} {} → {}",
+                    f.item,
+                    f.field,
+                    show(&f.active),
+                    show(&f.draft)
+                );
+            }
+            for (item, e) in &p.draft_errors {
+                println!("{item:<20} error: {e}");
+            }
+            Ok(())
+        }
         MappingCmd::History {
             connection,
             direction,
@@ -1309,4 +1381,34 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The first `limit` catalog items of the connection's ERP, as mapping records.
+async fn catalog_sample(
+    pool: &PgPool,
+    connection: ConnectionId,
+    limit: usize,
+) -> anyhow::Result<Vec<canonical::mapping::Record>> {
+    let conn = db::list_connections(pool, None)
+        .await?
+        .into_iter()
+        .find(|c| c.id == connection)
+        .with_context(|| format!("unknown connection {connection}"))?;
+    let vault = workers::vault::Vault::from_env().ok();
+    let creds = match &vault {
+        Some(v) => db::load_credentials(pool, v, connection).await?,
+        None => None,
+    };
+    let settings = conn.settings.as_object().cloned().unwrap_or_default();
+    let erp = workers::connect::erp(conn.erp, &settings, creds.as_ref(), None)?
+        .with_context(|| format!("{} has no catalog to sample: pass --sample FILE", conn.erp))?;
+    let items = erp
+        .catalog()
+        .await
+        .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?;
+    Ok(items
+        .iter()
+        .take(limit)
+        .map(canonical::mapping::Record::from)
+        .collect())
 }

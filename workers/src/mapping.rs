@@ -114,3 +114,126 @@ impl MappingCache {
         Ok(Some(active))
     }
 }
+
+/// One difference a draft rule set makes for one sample record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDiff {
+    /// The record's `sku` (or its position in the sample).
+    pub item: String,
+    pub field: String,
+    /// `None`: the field is absent on that side (or that side failed, see `errors`).
+    pub active: Option<String>,
+    pub draft: Option<String>,
+}
+
+/// What activating a draft would change on a sample.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preview {
+    pub items: usize,
+    pub diffs: Vec<FieldDiff>,
+    /// Items the draft cannot map, with the error (naming rule and field).
+    pub draft_errors: Vec<(String, String)>,
+}
+
+/// Applies `draft` and the `active` rule set (if any) to every sample record and lists the
+/// fields whose values differ, per item.
+pub fn preview(
+    draft: &CompiledRuleSet,
+    active: Option<&CompiledRuleSet>,
+    samples: &[canonical::mapping::Record],
+    ctx: &canonical::mapping::Context,
+) -> Preview {
+    let mut out = Preview {
+        items: samples.len(),
+        ..Preview::default()
+    };
+    for (i, rec) in samples.iter().enumerate() {
+        let item = rec
+            .get("sku")
+            .map(ToString::to_string)
+            .unwrap_or_else(|| format!("#{}", i + 1));
+        let fields = |o: &canonical::mapping::Output| -> Vec<(String, String)> {
+            o.record
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect()
+        };
+        let new = match draft.apply(rec, ctx) {
+            Ok(o) => fields(&o),
+            Err(e) => {
+                out.draft_errors.push((item, e.to_string()));
+                continue;
+            }
+        };
+        let old = active
+            .and_then(|a| a.apply(rec, ctx).ok())
+            .map(|o| fields(&o))
+            .unwrap_or_default();
+        let mut names: Vec<&String> = new.iter().chain(old.iter()).map(|(k, _)| k).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let find =
+                |v: &[(String, String)]| v.iter().find(|(k, _)| k == name).map(|(_, x)| x.clone());
+            let (a, d) = (find(&old), find(&new));
+            if a != d {
+                out.diffs.push(FieldDiff {
+                    item: item.clone(),
+                    field: name.clone(),
+                    active: a,
+                    draft: d,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Sample records from plain JSON objects: `YYYY-MM-DD` strings are dates, other strings text,
+/// whole numbers integers, other numbers decimals, booleans booleans, `null` null. Anything else
+/// is refused naming the item and field.
+pub fn records_from_json(v: &serde_json::Value) -> Result<Vec<canonical::mapping::Record>, String> {
+    use canonical::mapping::{Record, Value};
+    let items = v
+        .as_array()
+        .ok_or("the sample must be a JSON array of objects")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let obj = item
+                .as_object()
+                .ok_or_else(|| format!("sample item #{} is not an object", i + 1))?;
+            let mut r = Record::with_capacity(obj.len());
+            for (k, v) in obj {
+                let value = match v {
+                    serde_json::Value::String(s) => {
+                        match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                            Ok(d) if s.len() == 10 => Value::from(d),
+                            _ => Value::from(s.as_str()),
+                        }
+                    }
+                    serde_json::Value::Number(n) if n.is_i64() => {
+                        Value::from(n.as_i64().unwrap_or_default())
+                    }
+                    serde_json::Value::Bool(b) => Value::from(*b),
+                    serde_json::Value::Null => Value::Null,
+                    serde_json::Value::Number(n) => n
+                        .to_string()
+                        .parse::<rust_decimal::Decimal>()
+                        .or_else(|_| rust_decimal::Decimal::from_scientific(&n.to_string()))
+                        .map(Value::from)
+                        .map_err(|e| format!("sample item #{}, field `{k}`: {e}", i + 1))?,
+                    _ => {
+                        return Err(format!(
+                            "sample item #{}, field `{k}`: nested values are not fields",
+                            i + 1
+                        ));
+                    }
+                };
+                r.insert(k.as_str(), value);
+            }
+            Ok(r)
+        })
+        .collect()
+}

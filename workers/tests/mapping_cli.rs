@@ -107,6 +107,48 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
         out.lines().last().unwrap().contains("rollback") && out.contains("oops"),
         "{out}"
     );
+    // Preview a draft with another SEK rate against the active version, on a sample file.
+    let mut draft: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    for r in draft["rates"].as_array_mut().unwrap() {
+        if r["to"] == "SEK" {
+            r["rate"] = json!("3.00");
+        }
+    }
+    let draft_file = file(&draft.to_string());
+    let sample = file(
+        &json!([{
+            "sku": "CANA-01", "name": "Cana ceramica 350 ml", "price": 99.90,
+            "price_includes_vat": false, "vat_percent": 19, "currency": "RON", "unit": "buc",
+            "brand": "Acme", "description": null, "category": "CANI", "stock": 7,
+            "active": true, "price_date": "2025-03-02"
+        }])
+        .to_string(),
+    );
+    let out = stdout(&megzo(&[
+        "mapping",
+        "preview",
+        &c,
+        "--file",
+        draft_file.to_str().unwrap(),
+        "--sample",
+        sample.to_str().unwrap(),
+    ]));
+    assert!(out.starts_with("1 items, "), "{out}");
+    assert!(out.contains("against active v1"), "{out}");
+    let changed: Vec<&str> = out.lines().skip(1).collect();
+    assert!(
+        !changed.is_empty() && changed.iter().all(|l| l.starts_with("CANA-01")),
+        "{out}"
+    );
+    assert!(
+        changed.iter().any(|l| l.contains("price.SE")),
+        "the SEK price changes: {out}"
+    );
+    assert!(
+        !changed.iter().any(|l| l.contains("price.FI")),
+        "EUR prices do not: {out}"
+    );
+
     let err = stderr_of_failure(&megzo(&["mapping", "activate", &c, "9", "--actor", "ana"]));
     assert!(
         err.contains("no erp_to_marketplace mapping version 9"),
@@ -114,4 +156,6 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     );
     let _ = std::fs::remove_file(good);
     let _ = std::fs::remove_file(bad_file);
+    let _ = std::fs::remove_file(draft_file);
+    let _ = std::fs::remove_file(sample);
 }
