@@ -8,6 +8,7 @@
 //!   before every call, `Retry-After`, bounded inline retries of safe calls).
 //! - [`gate`]: where an account's limits plug in (the workers enforce them fleet-wide in Redis).
 //! - [`marketplace`], [`courier`] and [`erp`]: the traits the flows call.
+//! - [`wire`]: decimals as JSON numbers, read from numbers or numeric strings.
 //! - [`settings`]: reading stored settings and credential fields (messages never show values).
 //! - [`fake`]: what every fake server shares (fault injection, limits, `/_control`).
 //! - [`conformance`]: the suites every marketplace and courier runs against its fake.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod marketplace;
 pub mod noop;
 pub mod settings;
+pub mod wire;
 
 #[cfg(feature = "cdon")]
 pub mod cdon;

@@ -37,59 +37,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
-/// Decimals as JSON numbers (CDON's amounts are numbers); reads numbers or strings.
-pub mod decimal_number {
-    use super::*;
-    use rust_decimal::prelude::ToPrimitive;
-
-    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        match d.to_f64() {
-            Some(f) => s.serialize_f64(f),
-            None => Err(serde::ser::Error::custom(format!(
-                "{d} is not a JSON number"
-            ))),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let v = Value::deserialize(d)?;
-        to_decimal(&v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not an amount")))
-    }
-}
-
-/// An optional decimal as a JSON number.
-pub mod opt_decimal_number {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => decimal_number::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        let v = Value::deserialize(d)?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        to_decimal(&v)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("{v} is not an amount")))
-    }
-}
-
-/// A JSON number or numeric string as an exact decimal.
-pub fn to_decimal(v: &Value) -> Option<Decimal> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_owned(),
-        _ => return None,
-    };
-    text.parse::<Decimal>()
-        .ok()
-        .or_else(|| Decimal::from_scientific(&text).ok())
-}
+pub use crate::wire::{decimal_number, opt_decimal_number, to_decimal};
 
 /// An id CDON may send as a string or a number; always held as a string.
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// lexoffice's date-time format: `yyyy-MM-ddTHH:mm:ss.SSSXXX`, exactly three millisecond
@@ -44,72 +43,8 @@ pub fn format_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-/// Decimals as JSON numbers; reads numbers or numeric strings (`openAmount` comes as both).
-pub mod decimal_number {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let n = d.normalize();
-        if n.scale() == 0
-            && let Some(i) = n.to_i64()
-        {
-            return s.serialize_i64(i);
-        }
-        match n.to_f64() {
-            Some(f) => s.serialize_f64(f),
-            None => Err(serde::ser::Error::custom(format!(
-                "amount {d} out of range"
-            ))),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let v = Value::deserialize(d)?;
-        to_decimal(&v).ok_or_else(|| serde::de::Error::custom(format!("not an amount: {v}")))
-    }
-}
-
-/// Optional decimals, as [`decimal_number`]; `null` and absent are `None`.
-pub mod opt_decimal {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => decimal_number::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        let v = Value::deserialize(d)?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        to_decimal(&v)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an amount: {v}")))
-    }
-}
-
-/// A JSON number or numeric string as a decimal (`12.5`, `"12.50"`, `"12,50"` are refused
-/// only for the comma: lexoffice uses dots).
-pub fn to_decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => n.to_string().parse::<Decimal>().ok().or_else(|| {
-            n.as_f64()
-                .and_then(|f| Decimal::from_f64_retain(f).map(|d| d.round_dp(6)))
-        }),
-        Value::String(s) => s.trim().parse::<Decimal>().ok().or_else(|| {
-            // Scientific notation, as a number's string form may be.
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .and_then(Decimal::from_f64_retain)
-        }),
-        _ => None,
-    }
-}
+/// Amounts are JSON numbers; `openAmount` comes as a number or a numeric string.
+pub use crate::wire::{decimal_number, opt_decimal_number as opt_decimal, to_decimal};
 
 // ---------------------------------------------------------------------------------------------
 // Paging
