@@ -367,8 +367,30 @@ pub async fn get_mapping(
     direction: Direction,
     version: i32,
 ) -> Result<Option<MappingVersion>, DbError> {
-    let all = list_mappings(pool, connection, direction).await?;
-    Ok(all.into_iter().find(|v| v.version == version))
+    let row = sqlx::query!(
+        r#"SELECT v.version, v.rules, v.author, v.comment, v.created_at,
+                  (a.version IS NOT NULL) AS "active!"
+           FROM mapping_versions v
+           LEFT JOIN mapping_active a ON a.connection_id = v.connection_id
+                AND a.direction = v.direction AND a.version = v.version
+           WHERE v.connection_id = $1 AND v.direction = $2 AND v.version = $3"#,
+        connection.0,
+        direction.as_str(),
+        version,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        let t = (
+            r.version,
+            r.rules,
+            r.author,
+            r.comment,
+            r.created_at,
+            r.active,
+        );
+        version_row(connection, direction, t)
+    }))
 }
 
 /// The active version (`None`: none activated yet).
