@@ -104,9 +104,7 @@ fn report(label: &str, mut times: Vec<Duration>) {
 fn main() {
     let set = rule_set();
     let compiled = set.compile().expect("valid rule set");
-    let ctx = Context {
-        today: NaiveDate::from_ymd_opt(2025, 3, 4).expect("date"),
-    };
+    let ctx = Context::on(NaiveDate::from_ymd_opt(2025, 3, 4).expect("date"));
     let records = products(&compiled);
     println!(
         "rule set: {} rules; {} products; {} threads available",

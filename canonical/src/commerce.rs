@@ -42,6 +42,10 @@ pub struct Listing {
 pub struct MarketPrice {
     pub market: Country,
     pub gross: Money,
+    /// The VAT rate of this market when it differs from the listing's (a distance sale under
+    /// OSS is taxed at the buyer's country's rate: 25 % in Sweden, 25.5 % in Finland).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat: Option<VatRate>,
 }
 
 /// A new stock level for one SKU.

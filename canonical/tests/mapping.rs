@@ -3,8 +3,8 @@
 
 use canonical::mapping::{
     ApplyErrorKind, CompiledRuleSet, Context, CurrencySource, DateSource, Expr, NO_RULE, Op,
-    Origin, RateEntry, RateSource, Record, RoundMode, Rule, RuleSet, Schema, ValidationErrorKind,
-    Value, ValueType, ops,
+    Origin, RateEntry, RateFeed, RateOrigin, RateSource, Record, RoundMode, Rule, RuleSet, Schema,
+    ValidationErrorKind, Value, ValueType, ops,
 };
 use canonical::{CatalogItem, Currency, Sku, VatRate};
 use chrono::NaiveDate;
@@ -21,10 +21,8 @@ fn date(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-fn ctx() -> Context {
-    Context {
-        today: date("2025-03-04"),
-    }
+fn ctx() -> Context<'static> {
+    Context::on(date("2025-03-04"))
 }
 
 /// The SmartBill side: a catalog item plus SmartBill's extra fields.
@@ -239,9 +237,7 @@ fn runtime_errors_name_rule_and_field() {
     ));
 
     // No rate on or before the date.
-    let early = Context {
-        today: date("2025-02-01"),
-    };
+    let early = Context::on(date("2025-02-01"));
     let e = apply_err(&item(), &early);
     assert_eq!((&*e.rule, &*e.field), ("price_se", "price.SE"));
     assert!(matches!(
@@ -729,6 +725,152 @@ fn single_rule(ops: Vec<Op>, rates: Vec<RateEntry>) -> CompiledRuleSet {
     .unwrap()
 }
 
+/// An ECB-like feed: EUR-based rates for a few days.
+fn ecb_feed() -> RateFeed {
+    let mut f = RateFeed::new(7);
+    for (day, ron, sek) in [
+        ("2025-03-03", dec!(4.9770), dec!(11.1300)),
+        ("2025-03-04", dec!(4.9760), dec!(11.1100)),
+    ] {
+        f.insert(date(day), Currency::Eur, Currency::Ron, ron)
+            .unwrap();
+        f.insert(date(day), Currency::Eur, Currency::Sek, sek)
+            .unwrap();
+    }
+    f
+}
+
+fn ron_to_sek() -> Vec<Op> {
+    vec![Op::Convert {
+        to: "SEK".into(),
+        from: CurrencySource::Fixed("RON".into()),
+        date: DateSource::Today,
+    }]
+}
+
+#[test]
+fn conversions_without_own_rates_use_the_feed_crossed_through_eur() {
+    let compiled = single_rule(ron_to_sek(), vec![]);
+    let feed = ecb_feed();
+    let rec = Record::new().with("price", dec!(100));
+    // No feed: no rate, naming rule and field.
+    let e = compiled.apply(&rec, &ctx()).unwrap_err();
+    assert!(matches!(e.kind, ApplyErrorKind::NoRate { .. }), "{e}");
+    assert_eq!((&*e.rule, &*e.field), ("p", "out"));
+
+    let out = compiled.apply(&rec, &ctx().with_feed(&feed)).unwrap();
+    let fx = *out.trace("out").unwrap().fx().unwrap();
+    assert_eq!(fx.origin, RateOrigin::Feed);
+    assert_eq!(fx.via, Some(Currency::Eur));
+    assert_eq!(fx.rate_date, date("2025-03-04"));
+    let value = out.record.get("out").unwrap().as_decimal().unwrap();
+    assert_eq!(value, dec!(100) * fx.rate);
+    assert!(value > dec!(223) && value < dec!(224), "{value}");
+}
+
+#[test]
+fn a_rule_sets_own_rates_are_pinned_over_the_feed() {
+    let pinned = vec![RateEntry {
+        date: date("2025-01-01"),
+        from: "RON".into(),
+        to: "SEK".into(),
+        rate: dec!(2.0),
+    }];
+    let compiled = single_rule(ron_to_sek(), pinned);
+    let feed = ecb_feed();
+    let out = compiled
+        .apply(
+            &Record::new().with("price", dec!(10)),
+            &ctx().with_feed(&feed),
+        )
+        .unwrap();
+    let fx = *out.trace("out").unwrap().fx().unwrap();
+    assert_eq!((fx.origin, fx.rate), (RateOrigin::RuleSet, dec!(2.0)));
+    assert_eq!(out.record.get("out"), Some(&Value::from(dec!(20.0))));
+}
+
+#[test]
+fn a_stale_feed_fails_the_item_rather_than_price_it_from_an_old_rate() {
+    let compiled = single_rule(ron_to_sek(), vec![]);
+    let feed = ecb_feed();
+    let late = Context::on(date("2025-03-20")).with_feed(&feed);
+    let e = compiled
+        .apply(&Record::new().with("price", dec!(10)), &late)
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, ApplyErrorKind::StaleRate { rate_date, max_age_days: 7, .. } if rate_date == date("2025-03-04")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("megzo rates import"), "{e}");
+}
+
+#[test]
+fn validation_counts_the_feeds_pairs_and_names_the_rule_without_them() {
+    let mut set = rule_set();
+    set.rates.clear();
+    // Only SEK and EUR and RON in the feed: NOK and DKK prices have no rate.
+    let errors = set
+        .validate_with_feed(Some(&smartbill_schema()), Some(&cdon_schema()), &ecb_feed())
+        .unwrap_err();
+    let missing: Vec<(&str, &str)> = errors
+        .iter()
+        .filter(|e| matches!(e.kind, ValidationErrorKind::NoRate { .. }))
+        .map(|e| (e.rule.as_str(), e.field.as_str()))
+        .collect();
+    assert_eq!(
+        missing,
+        [("price_no", "price.NO"), ("price_dk", "price.DK")]
+    );
+    let mut feed = ecb_feed();
+    feed.insert(date("2025-03-04"), Currency::Eur, Currency::Nok, dec!(11.7))
+        .unwrap();
+    feed.insert(date("2025-03-04"), Currency::Eur, Currency::Dkk, dec!(7.46))
+        .unwrap();
+    set.validate_with_feed(Some(&smartbill_schema()), Some(&cdon_schema()), &feed)
+        .unwrap();
+    // Without the feed, the same set is refused (the rates must be the set's own).
+    assert!(set.validate(&smartbill_schema(), &cdon_schema()).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A conversion through the feed (direct, inverted or crossed) is reproduced exactly by
+    /// the rate it records.
+    #[test]
+    fn feed_conversion_with_recorded_rate_reproduces_value(
+        amount in amounts(),
+        eur_ron in 1i64..100_000,
+        eur_sek in 1i64..100_000,
+        pair in 0usize..4,
+    ) {
+        let mut feed = RateFeed::new(7);
+        feed.insert(date("2025-03-03"), Currency::Eur, Currency::Ron, Decimal::new(eur_ron, 4)).unwrap();
+        feed.insert(date("2025-03-03"), Currency::Eur, Currency::Sek, Decimal::new(eur_sek, 4)).unwrap();
+        let (from, to) = [("RON", "SEK"), ("SEK", "RON"), ("EUR", "RON"), ("RON", "EUR")][pair];
+        let compiled = single_rule(
+            vec![Op::Convert {
+                to: to.into(),
+                from: CurrencySource::Fixed(from.into()),
+                date: DateSource::Today,
+            }],
+            vec![],
+        );
+        let res = compiled.apply(&Record::new().with("price", amount), &ctx().with_feed(&feed));
+        match res {
+            Ok(out) => {
+                let fx = *out.trace("out").unwrap().fx().unwrap();
+                let value = out.record.get("out").unwrap().as_decimal().unwrap();
+                prop_assert_eq!(value, amount * fx.rate);
+                prop_assert_eq!(fx.origin, RateOrigin::Feed);
+                prop_assert_eq!(fx.via.is_some(), pair < 2);
+            }
+            // Only an overflow of the decimal range may fail.
+            Err(e) => prop_assert!(matches!(e.kind, ApplyErrorKind::Overflow(_)), "{}", e),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -829,7 +971,7 @@ proptest! {
             rates.clone(),
         );
         let today = base + chrono::Days::new(u64::from(day));
-        let res = compiled.apply(&Record::new().with("price", amount), &Context { today });
+        let res = compiled.apply(&Record::new().with("price", amount), &Context::on(today));
         let first = rates.iter().map(|r| r.date).min().unwrap();
         if today < first {
             prop_assert!(res.is_err());

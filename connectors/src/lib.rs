@@ -8,6 +8,8 @@
 //!   before every call, `Retry-After`, bounded inline retries of safe calls).
 //! - [`gate`]: where an account's limits plug in (the workers enforce them fleet-wide in Redis).
 //! - [`marketplace`], [`courier`] and [`erp`]: the traits the flows call.
+//! - [`mapping`]: what field-mapping rules read and write per system (schemas, records, the
+//!   listing and ERP line built from a mapped record).
 //! - [`wire`]: decimals as JSON numbers, read from numbers or numeric strings.
 //! - [`settings`]: reading stored settings and credential fields (messages never show values).
 //! - [`fake`]: what every fake server shares (fault injection, limits, `/_control`).
@@ -28,6 +30,7 @@ pub mod error;
 pub mod fake;
 pub mod gate;
 pub mod http;
+pub mod mapping;
 pub mod marketplace;
 pub mod noop;
 pub mod settings;

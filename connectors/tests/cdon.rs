@@ -40,6 +40,7 @@ fn price(market: Country, amount: i64, currency: Currency) -> MarketPrice {
     MarketPrice {
         market,
         gross: Money::new(Decimal::new(amount, 2), currency),
+        vat: None,
     }
 }
 

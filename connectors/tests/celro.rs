@@ -78,6 +78,7 @@ fn listing(sku: &Sku) -> Listing {
         prices: vec![MarketPrice {
             market: Country::RO,
             gross: Money::new(Decimal::new(9990, 2), Currency::Ron),
+            vat: None,
         }],
         vat: VatRate::percent(Decimal::from(21)).unwrap(),
         quantity: 7,
@@ -542,6 +543,7 @@ async fn price_jumps_above_ten_percent_fail_that_sku_unless_overridden() {
         prices: vec![MarketPrice {
             market: Country::RO,
             gross: Money::new(Decimal::from(amount), Currency::Ron),
+            vat: None,
         }],
         vat: VatRate::percent(Decimal::from(21)).unwrap(),
     };

@@ -75,6 +75,10 @@ enum Cmd {
     /// list, show, history. Workers use a newly activated version from their next job.
     #[command(subcommand)]
     Mapping(MappingCmd),
+    /// The exchange-rate feed conversions use when a rule set has no rate of its own: import a
+    /// central bank's publication (ECB or BNR XML) or a CSV, set one rate, list, convert.
+    #[command(subcommand)]
+    Rates(RatesCmd),
     /// Print which flows each external system supports, and why not where it does not.
     Connectors {
         /// Print JSON instead of the table.
@@ -359,6 +363,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Sandbox(args) => sandbox(args).await,
         Cmd::Mapping(cmd) => mapping(cfg, cmd).await,
+        Cmd::Rates(cmd) => rates(cfg, cmd).await,
     }
 }
 
@@ -517,7 +522,7 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let w = runtime::start_worker(
         queue,
         opts,
-        flows::flow_handler(pool),
+        flows::flow_handler(pool, cfg.mapping.clone()),
         Some(sidecars.reports.clone()),
         async move {
             shutdown_signal().await;
@@ -603,7 +608,7 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
                         if json {
                             println!(
                                 "{}",
-                                serde_json::json!({"job": r.job_id, "attempt": r.attempt, "kind": r.kind, "tenant": r.tenant_id, "outcome": r.outcome.as_str(), "started_at": r.started_at, "duration_ms": r.duration_ms, "worker": r.worker, "error": r.error})
+                                serde_json::json!({"job": r.job_id, "attempt": r.attempt, "kind": r.kind, "tenant": r.tenant_id, "outcome": r.outcome.as_str(), "started_at": r.started_at, "duration_ms": r.duration_ms, "worker": r.worker, "mapping_version": r.mapping_version, "error": r.error})
                             );
                         } else {
                             println!(
@@ -680,12 +685,15 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
             println!("attempt history ({} runs in Postgres):", runs.len());
             for r in runs.iter().rev() {
                 println!(
-                    "  #{} {:<9} {}  {} ms  worker {}",
+                    "  #{} {:<9} {}  {} ms  worker {}{}",
                     r.attempt,
                     r.outcome.as_str(),
                     r.started_at.format("%F %T%.3f"),
                     r.duration_ms,
-                    r.worker
+                    r.worker,
+                    r.mapping_version
+                        .map(|v| format!("  mapping v{v}"))
+                        .unwrap_or_default()
                 );
                 if let Some(e) = &r.error {
                     for (i, c) in e.chain.iter().enumerate() {
@@ -838,6 +846,9 @@ async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
                 "tenant {} ({}) added with connection {} ({} ⇄ {})",
                 t.slug, t.id, c.id, c.erp, c.marketplace
             );
+            for (d, v) in workers::mapping::install_defaults(&pool, &c, "megzo").await? {
+                println!("  default {d} mapping active as v{v}");
+            }
             Ok(())
         }
         TenantsCmd::List => {
@@ -929,7 +940,7 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         let w = runtime::start_worker(
             queue.clone(),
             opts,
-            flows::flow_handler(pool.clone()),
+            flows::flow_handler(pool.clone(), cfg.mapping.clone()),
             Some(sidecars.reports.clone()),
             async move { c.cancelled().await },
             Duration::from_secs(cfg.worker.grace_secs),
@@ -1125,9 +1136,17 @@ async fn credentials(cfg: Config, cmd: CredentialsCmd) -> anyhow::Result<()> {
 
 #[derive(Debug, Subcommand)]
 enum MappingCmd {
-    /// Check a rule-set file (JSON): it parses and compiles; every error names its rule and field.
-    Validate { file: PathBuf },
-    /// Validate a rule-set file and save it as the connection's next version (not active yet).
+    /// Check a rule-set file (JSON or YAML). With `--connection`: against that connection's
+    /// systems (unknown fields, types, required targets, lookups, rates in the set or the
+    /// feed), exactly as `save` does; without: that it parses and compiles. Every error names
+    /// its rule and field.
+    Validate {
+        file: PathBuf,
+        #[arg(long)]
+        connection: Option<ConnectionId>,
+    },
+    /// Validate a rule-set file against the connection and save it as its next version (not
+    /// active yet).
     Save {
         connection: ConnectionId,
         #[arg(long)]
@@ -1143,13 +1162,15 @@ enum MappingCmd {
         #[arg(long, default_value = "erp_to_marketplace")]
         direction: String,
     },
-    /// Print one version as JSON (default: the active one).
+    /// Print one version (default: the active one) as JSON or YAML.
     Show {
         connection: ConnectionId,
         #[arg(long)]
         version: Option<i32>,
         #[arg(long, default_value = "erp_to_marketplace")]
         direction: String,
+        #[arg(long, value_enum, default_value_t = RuleFormat::Json)]
+        format: RuleFormat,
     },
     /// Make a saved version the active one; workers use it from their next job.
     Activate {
@@ -1173,8 +1194,8 @@ enum MappingCmd {
         direction: String,
     },
     /// Apply a draft rule-set file and the active version to sample items and show, per item,
-    /// every field the draft would change. Samples: `--sample FILE` (a JSON array of objects),
-    /// or the first `--limit` items of the connection's ERP catalog.
+    /// every field the draft would change. Samples: `--sample FILE` (a JSON or YAML array of
+    /// objects), or the first `--limit` items of the connection's ERP catalog.
     Preview {
         connection: ConnectionId,
         #[arg(long)]
@@ -1190,41 +1211,103 @@ enum MappingCmd {
         #[arg(long, default_value = "erp_to_marketplace")]
         direction: String,
     },
+    /// The built-in default rule sets of the connection's pair: printed (a starting point to
+    /// edit), or with `--install` saved and activated in each direction that has no version.
+    Defaults {
+        connection: ConnectionId,
+        #[arg(long)]
+        install: bool,
+        #[arg(long, default_value = "megzo")]
+        actor: String,
+        #[arg(long, value_enum, default_value_t = RuleFormat::Json)]
+        format: RuleFormat,
+    },
 }
 
-/// Reads, parses and compiles a rule-set file; the errors name the file, rule and field.
-fn read_rule_set(file: &std::path::Path) -> anyhow::Result<(serde_json::Value, usize)> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RuleFormat {
+    Json,
+    Yaml,
+}
+
+fn print_rules(v: &serde_json::Value, format: RuleFormat) -> anyhow::Result<()> {
+    match format {
+        RuleFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        RuleFormat::Yaml => print!(
+            "{}",
+            workers::mapping::files::to_yaml(v).map_err(anyhow::Error::msg)?
+        ),
+    }
+    Ok(())
+}
+
+/// Reads a rule-set file (JSON or YAML), parses and compiles it; the errors name the file,
+/// rule and field.
+fn read_rule_set(
+    file: &std::path::Path,
+) -> anyhow::Result<(serde_json::Value, canonical::mapping::RuleSet)> {
     use canonical::mapping::RuleSet;
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading the rule set {}", file.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let json = workers::mapping::files::read_structured(file).map_err(anyhow::Error::msg)?;
     let set: RuleSet = serde_json::from_value(json.clone())
         .with_context(|| format!("{} is not a rule set", file.display()))?;
-    match set.compile() {
-        Ok(_) => Ok((json, set.rules.len())),
-        Err(errors) => {
-            let shown: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-            bail!(
-                "{} has {} error(s):\n{}",
-                file.display(),
-                errors.len(),
-                shown.join("\n")
-            )
-        }
+    if let Err(errors) = set.compile() {
+        let shown: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        bail!(
+            "{} has {} error(s):\n{}",
+            file.display(),
+            errors.len(),
+            shown.join("\n")
+        );
     }
+    Ok((json, set))
+}
+
+async fn find_connection(pool: &PgPool, id: ConnectionId) -> anyhow::Result<db::Connection> {
+    db::list_connections(pool, None)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .with_context(|| format!("unknown connection {id}"))
 }
 
 async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
     use workers::db::mappings::{self as m, Direction};
+    use workers::mapping as wm;
     let dir = |s: &str| s.parse::<Direction>().map_err(anyhow::Error::from);
-    if let MappingCmd::Validate { file } = &cmd {
-        let (_, n) = read_rule_set(file)?;
-        println!("{}: valid ({n} rules)", file.display());
+    if let MappingCmd::Validate {
+        file,
+        connection: None,
+    } = &cmd
+    {
+        let (_, set) = read_rule_set(file)?;
+        println!(
+            "{}: valid ({} rules; not checked against a connection's systems: pass --connection)",
+            file.display(),
+            set.rules.len()
+        );
         return Ok(());
     }
     let pool = pg(&cfg).await?;
+    let rates = workers::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
     match cmd {
+        MappingCmd::Validate {
+            file,
+            connection: Some(connection),
+        } => {
+            let conn = find_connection(&pool, connection).await?;
+            let json = wm::files::read_structured(&file).map_err(anyhow::Error::msg)?;
+            let feed = rates.feed().await?;
+            let (d, set) = wm::validate_for(&conn, &json, &feed)
+                .with_context(|| format!("{} for connection {connection}", file.display()))?;
+            println!(
+                "{}: valid for {} ⇄ {} {d} ({} rules)",
+                file.display(),
+                conn.erp,
+                conn.marketplace,
+                set.rules.len()
+            );
+            Ok(())
+        }
         MappingCmd::Validate { .. } => Ok(()),
         MappingCmd::Save {
             connection,
@@ -1232,11 +1315,14 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             author,
             comment,
         } => {
-            let (json, n) = read_rule_set(&file)?;
-            let direction = dir(json["direction"].as_str().unwrap_or_default())?;
-            let v = m::save_mapping(&pool, connection, direction, &json, &author, &comment).await?;
+            let conn = find_connection(&pool, connection).await?;
+            let json = wm::files::read_structured(&file).map_err(anyhow::Error::msg)?;
+            let feed = rates.feed().await?;
+            let (direction, v) = wm::save_validated(&pool, &conn, &json, &feed, &author, &comment)
+                .await
+                .with_context(|| format!("{} was not saved", file.display()))?;
             println!(
-                "saved {direction} version {v} ({n} rules); activate it with `megzo mapping activate {connection} {v} --actor …`"
+                "saved {direction} version {v}; activate it with `megzo mapping activate {connection} {v} --direction {direction} --actor …`"
             );
             Ok(())
         }
@@ -1260,6 +1346,7 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             connection,
             version,
             direction,
+            format,
         } => {
             let d = dir(&direction)?;
             let found = match version {
@@ -1272,8 +1359,7 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
                     version.map_or("active".to_owned(), |v| format!("version {v}"))
                 );
             };
-            println!("{}", serde_json::to_string_pretty(&found.rules)?);
-            Ok(())
+            print_rules(&found.rules, format)
         }
         MappingCmd::Activate {
             connection,
@@ -1306,31 +1392,25 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             sample,
             limit,
         } => {
-            let (json, _) = read_rule_set(&file)?;
-            let set: canonical::mapping::RuleSet = serde_json::from_value(json.clone())?;
+            let (json, set) = read_rule_set(&file)?;
             let draft = set
                 .compile()
                 .map_err(|e| anyhow::anyhow!("{} does not compile: {e:?}", file.display()))?;
             let d = dir(json["direction"].as_str().unwrap_or_default())?;
             let samples = match sample {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading the sample {}", path.display()))?;
-                    let v: serde_json::Value = serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not JSON", path.display()))?;
-                    let mut r =
-                        workers::mapping::records_from_json(&v).map_err(anyhow::Error::msg)?;
+                    let v = wm::files::read_structured(&path).map_err(anyhow::Error::msg)?;
+                    let mut r = wm::records_from_json(&v).map_err(anyhow::Error::msg)?;
                     r.truncate(limit);
                     r
                 }
                 None => catalog_sample(&pool, connection, limit).await?,
             };
-            let cache = workers::mapping::MappingCache::new(pool.clone());
+            let cache = wm::MappingCache::new(pool.clone());
             let active = cache.active(connection, d).await?;
-            let ctx = canonical::mapping::Context {
-                today: Utc::now().date_naive(),
-            };
-            let p = workers::mapping::preview(
+            let feed = rates.feed().await?;
+            let ctx = canonical::mapping::Context::on(Utc::now().date_naive()).with_feed(&feed);
+            let p = wm::preview(
                 &draft,
                 active.as_ref().map(|a| a.rules.as_ref()),
                 &samples,
@@ -1380,6 +1460,34 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        MappingCmd::Defaults {
+            connection,
+            install,
+            actor,
+            format,
+        } => {
+            let conn = find_connection(&pool, connection).await?;
+            if install {
+                let done = wm::install_defaults(&pool, &conn, &actor).await?;
+                if done.is_empty() {
+                    println!(
+                        "nothing installed: {} ⇄ {} has no default, or every direction already has a version",
+                        conn.erp, conn.marketplace
+                    );
+                }
+                for (d, v) in done {
+                    println!("{d}: default saved and activated as v{v}");
+                }
+                return Ok(());
+            }
+            for d in [Direction::ErpToMarketplace, Direction::MarketplaceToErp] {
+                match wm::defaults::default_rule_set(&conn, d).map_err(anyhow::Error::msg)? {
+                    Some(set) => print_rules(&serde_json::to_value(&set)?, format)?,
+                    None => eprintln!("{d}: no default for {} ⇄ {}", conn.erp, conn.marketplace),
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -1389,26 +1497,151 @@ async fn catalog_sample(
     connection: ConnectionId,
     limit: usize,
 ) -> anyhow::Result<Vec<canonical::mapping::Record>> {
-    let conn = db::list_connections(pool, None)
-        .await?
-        .into_iter()
-        .find(|c| c.id == connection)
-        .with_context(|| format!("unknown connection {connection}"))?;
-    let vault = workers::vault::Vault::from_env().ok();
-    let creds = match &vault {
-        Some(v) => db::load_credentials(pool, v, connection).await?,
-        None => None,
+    let conn = find_connection(pool, connection).await?;
+    let items = if conn.erp == Erp::Noop {
+        connectors::noop::demo_catalog()
+    } else {
+        let vault = workers::vault::Vault::from_env().ok();
+        let creds = match &vault {
+            Some(v) => db::load_credentials(pool, v, connection).await?,
+            None => None,
+        };
+        let settings = conn.settings.as_object().cloned().unwrap_or_default();
+        let erp = workers::connect::erp(conn.erp, &settings, creds.as_ref(), None)?.with_context(
+            || format!("{} has no catalog to sample: pass --sample FILE", conn.erp),
+        )?;
+        erp.catalog()
+            .await
+            .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?
     };
-    let settings = conn.settings.as_object().cloned().unwrap_or_default();
-    let erp = workers::connect::erp(conn.erp, &settings, creds.as_ref(), None)?
-        .with_context(|| format!("{} has no catalog to sample: pass --sample FILE", conn.erp))?;
-    let items = erp
-        .catalog()
-        .await
-        .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?;
     Ok(items
         .iter()
         .take(limit)
-        .map(canonical::mapping::Record::from)
+        .map(|i| connectors::mapping::catalog_record(i, None))
         .collect())
+}
+
+#[derive(Debug, Subcommand)]
+enum RatesCmd {
+    /// Store the rates of a publication: the ECB's eurofxref XML, the BNR's nbrfxrates XML,
+    /// or a CSV with the header `date,base,quote,rate`. A rate of the same day and pair
+    /// replaces the stored one.
+    Import { file: PathBuf },
+    /// Store one rate by hand: `1 BASE = RATE QUOTE` on DATE (YYYY-MM-DD).
+    Set {
+        date: chrono::NaiveDate,
+        base: canonical::Currency,
+        quote: canonical::Currency,
+        rate: rust_decimal::Decimal,
+    },
+    /// The stored rates of the last `--days` days.
+    List {
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Convert an amount as a mapping rule would today (or on `--date`), showing the rate used.
+    Convert {
+        amount: rust_decimal::Decimal,
+        from: canonical::Currency,
+        to: canonical::Currency,
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+}
+
+async fn rates(cfg: Config, cmd: RatesCmd) -> anyhow::Result<()> {
+    use workers::db::rates::{FxRate, rates_since, upsert_rates};
+    let pool = pg(&cfg).await?;
+    match cmd {
+        RatesCmd::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let parsed = workers::rates::parse_rates(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let n = upsert_rates(&pool, &parsed.rates).await?;
+            let days: std::collections::BTreeSet<_> = parsed.rates.iter().map(|r| r.date).collect();
+            println!(
+                "{}: {n} {} rates stored for {} day(s){}",
+                file.display(),
+                parsed.format,
+                days.len(),
+                if parsed.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (skipped, not handled: {})", parsed.skipped.join(", "))
+                }
+            );
+            Ok(())
+        }
+        RatesCmd::Set {
+            date,
+            base,
+            quote,
+            rate,
+        } => {
+            if base == quote {
+                bail!("{base}→{quote} is not a pair");
+            }
+            upsert_rates(
+                &pool,
+                &[FxRate {
+                    date,
+                    base: base.to_string(),
+                    quote: quote.to_string(),
+                    rate,
+                    source: "manual".into(),
+                }],
+            )
+            .await?;
+            println!("{date}: 1 {base} = {rate} {quote}");
+            Ok(())
+        }
+        RatesCmd::List { days } => {
+            let since = Utc::now().date_naive() - chrono::Days::new(u64::from(days));
+            for r in rates_since(&pool, since).await? {
+                println!(
+                    "{}  1 {} = {} {}  ({}, imported {})",
+                    r.rate.date,
+                    r.rate.base,
+                    r.rate.rate,
+                    r.rate.quote,
+                    r.rate.source,
+                    r.imported_at.format("%F %T")
+                );
+            }
+            Ok(())
+        }
+        RatesCmd::Convert {
+            amount,
+            from,
+            to,
+            date,
+        } => {
+            let cache = workers::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
+            let feed = cache.feed().await?;
+            let day = date.unwrap_or_else(|| Utc::now().date_naive());
+            let fx = feed.find(from, to, day).map_err(|miss| match miss {
+                canonical::mapping::FeedMiss::None => {
+                    anyhow::anyhow!("no {from}→{to} rate on or before {day}: import rates first")
+                }
+                canonical::mapping::FeedMiss::Stale {
+                    rate_date,
+                    max_age_days,
+                } => anyhow::anyhow!(
+                    "the newest {from}→{to} rate is from {rate_date}, more than {max_age_days} days before {day}"
+                ),
+            })?;
+            println!(
+                "{amount} {from} = {} {to}  (rate {} of {}{}{})",
+                amount * fx.rate,
+                fx.rate,
+                fx.rate_date,
+                fx.via
+                    .map(|v| format!(", crossed through {v}"))
+                    .unwrap_or_default(),
+                if fx.inverted { ", inverted" } else { "" }
+            );
+            Ok(())
+        }
+    }
 }

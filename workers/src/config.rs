@@ -32,6 +32,9 @@ pub struct Config {
     /// where nothing is documented); see `docs/configuration.md`.
     #[serde(default)]
     pub ratelimits: crate::ratelimit::LimitsConfig,
+    /// Field mapping: the exchange-rate feed's age limit and refresh.
+    #[serde(default)]
+    pub mapping: crate::rates::MappingConfig,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
 }

@@ -1,27 +1,102 @@
 //! The six flow handlers, dispatched by job kind.
 //!
 //! Today every connection of a demo tenant is `noop ⇄ noop`: its flows succeed without calling
-//! anything, so the fleet (scheduler, queue, workers, history) runs end to end. A connection whose
-//! ERP or marketplace is a real system fails permanently with a message that says so until the
-//! flows over the connectors land (the marketplace and courier clients exist, in `connectors`;
-//! the ERP connectors and the flows are the next issues): nothing pretends to have synced.
+//! anything external, so the fleet (scheduler, queue, workers, history) runs end to end. Its
+//! `catalog_push` maps the no-op ERP's demo catalog through the connection's **active mapping
+//! version** (reloaded live, recorded in the run) into listings, so a mapping that cannot map
+//! an article fails the job naming the SKU, rule and field. A connection whose ERP or
+//! marketplace is a real system fails permanently with a message that says so until the flows
+//! over the connectors land (issue 6): nothing pretends to have synced.
 
+use std::sync::Arc;
+
+use canonical::mapping::{Context, RateFeed};
 use canonical::{Erp, Marketplace};
-use queue_schema::Job;
+use queue_schema::{Job, JobKind};
 use sqlx::PgPool;
 
-use crate::queue::service::JobError;
+use crate::db::Connection;
+use crate::db::mappings::Direction;
+use crate::mapping::{MappingCache, connectors_target};
+use crate::queue::service::{JobError, note_mapping_version};
+use crate::rates::{MappingConfig, RatesCache};
 use crate::runtime::{Handler, handler};
 
+/// What the flows share within a worker process.
+#[derive(Debug, Clone)]
+struct Flows {
+    pool: PgPool,
+    mappings: MappingCache,
+    rates: RatesCache,
+}
+
 /// The product's handler: looks the connection up in Postgres and runs the job's flow on it.
-pub fn flow_handler(pool: PgPool) -> Handler {
+pub fn flow_handler(pool: PgPool, mapping: MappingConfig) -> Handler {
+    let flows = Arc::new(Flows {
+        mappings: MappingCache::new(pool.clone()),
+        rates: RatesCache::new(pool.clone(), mapping),
+        pool,
+    });
     handler(move |job: Job| {
-        let pool = pool.clone();
-        async move { run_flow(&pool, &job).await }
+        let flows = flows.clone();
+        async move { run_flow(&flows, &job).await }
     })
 }
 
-async fn run_flow(pool: &PgPool, job: &Job) -> Result<(), JobError> {
+/// The catalog as listings through the active `erp_to_marketplace` mapping (or, with none
+/// active, as the items are). Every article that cannot be mapped is reported, by SKU.
+async fn map_catalog(
+    flows: &Flows,
+    conn: &Connection,
+    items: &[canonical::CatalogItem],
+) -> Result<Vec<canonical::Listing>, JobError> {
+    let active = flows
+        .mappings
+        .active(conn.id, Direction::ErpToMarketplace)
+        .await
+        .map_err(|e| match e {
+            crate::mapping::MappingError::Db(e) => JobError::retryable(e),
+            e => JobError::permanent(e),
+        })?;
+    let feed: Arc<RateFeed> = flows.rates.feed().await.map_err(JobError::retryable)?;
+    let target = connectors_target(conn).map_err(JobError::permanent)?;
+    if let Some(a) = &active {
+        note_mapping_version(a.version);
+    }
+    let ctx = Context::on(chrono::Utc::now().date_naive()).with_feed(&feed);
+    let mut listings = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
+    for item in items {
+        let record = connectors::mapping::catalog_record(item, Some(0));
+        let mapped = match &active {
+            Some(a) => a
+                .rules
+                .apply(&record, &ctx)
+                .map(|o| o.record)
+                .map_err(|e| e.to_string()),
+            None => Ok(record),
+        };
+        match mapped.and_then(|m| target.listing(item, &m, 0)) {
+            Ok(l) => listings.push(l),
+            Err(e) => refused.push(format!("{}: {e}", item.sku)),
+        }
+    }
+    if !refused.is_empty() {
+        let version = active.map_or("no mapping".to_owned(), |a| {
+            format!("mapping v{}", a.version)
+        });
+        return Err(JobError::permanent(format!(
+            "{} of {} articles cannot be mapped with {version}: {}",
+            refused.len(),
+            items.len(),
+            refused.join("; ")
+        )));
+    }
+    Ok(listings)
+}
+
+async fn run_flow(flows: &Flows, job: &Job) -> Result<(), JobError> {
+    let pool = &flows.pool;
     let tenant = job.payload.tenant();
     let connection = job.payload.connection();
     let conns = crate::db::list_connections(pool, Some(tenant))
@@ -41,6 +116,10 @@ async fn run_flow(pool: &PgPool, job: &Job) -> Result<(), JobError> {
     }
     match (conn.erp, conn.marketplace) {
         (Erp::Noop, Marketplace::Noop) => {
+            if job.kind == JobKind::CatalogPush {
+                let listings = map_catalog(flows, &conn, &connectors::noop::demo_catalog()).await?;
+                tracing::debug!(listings = listings.len(), "no-op catalog mapped");
+            }
             tracing::debug!(job_kind = job.kind.as_str(), "no-op flow ran");
             Ok(())
         }

@@ -10,6 +10,7 @@
 //! - [`heartbeat`]: the idempotent heartbeat enqueuer and scheduler loop;
 //! - [`lock`]: the Redis order-lock with fencing tokens;
 //! - [`mapping`]: the active field-mapping rule sets, compiled and reloaded live per job;
+//! - [`rates`]: the exchange-rate feed (ECB/BNR/CSV imports into Postgres, cached per process);
 //! - [`ratelimit`]: fleet-wide limits of external APIs per account (GCRA rate limiter and
 //!   semaphore in Redis) and each system's contract limits;
 //! - [`gate`]: the connectors' `CallGate` over those limits (what every external call passes);
@@ -35,6 +36,7 @@ pub mod mapping;
 pub mod process;
 pub mod queue;
 pub mod ratelimit;
+pub mod rates;
 pub mod runtime;
 pub mod sandbox;
 pub mod telemetry;

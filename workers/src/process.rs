@@ -79,6 +79,7 @@ pub fn run_record(r: &AttemptReport) -> Option<RunRecord> {
         started_at: ts(r.started_ms),
         finished_at: ts(r.finished_ms.max(r.started_ms)),
         worker: r.worker.clone(),
+        mapping_version: r.notes.mapping_version,
     })
 }
 

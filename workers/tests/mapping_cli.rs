@@ -11,15 +11,24 @@ use workers::db;
 mod support;
 use support::{megzo_command, stderr_of_failure, stdout};
 
-const FIXTURE: &str = include_str!("../../canonical/tests/fixtures/smartbill_to_cdon.json");
+/// A SmartBill → CDON rule set in YAML, valid against the connection's schemas.
+const FIXTURE: &str = include_str!("fixtures/smartbill_to_cdon.yaml");
 
-fn file(contents: &str) -> PathBuf {
+fn fixture_json() -> serde_json::Value {
+    workers::mapping::files::parse_yaml(FIXTURE).unwrap()
+}
+
+fn file_named(contents: &str, ext: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!(
-        "megzo-rules-{}.json",
+        "megzo-rules-{}.{ext}",
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::write(&p, contents).unwrap();
     p
+}
+
+fn file(contents: &str) -> PathBuf {
+    file_named(contents, "json")
 }
 
 #[sqlx::test(migrator = "db::MIGRATOR")]
@@ -38,14 +47,44 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     .id
     .to_string();
     let megzo = |args: &[&str]| megzo_command(&pool, "json").args(args).output().unwrap();
-    let good = file(FIXTURE);
+    let good = file_named(FIXTURE, "yaml");
     let good = good.to_str().unwrap();
 
     let out = stdout(&megzo(&["mapping", "validate", good]));
     assert!(out.contains("valid ("), "{out}");
+    let out = stdout(&megzo(&["mapping", "validate", good, "--connection", &c]));
+    assert!(
+        out.contains("valid for smartbill ⇄ cdon erp_to_marketplace (9 rules)"),
+        "{out}"
+    );
+
+    // Against the connection, a rule set missing CDON's Swedish description and reading a
+    // field SmartBill does not have is refused, naming rule and field.
+    let mut wrong = fixture_json();
+    wrong["rules"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["id"] != "description");
+    wrong["rules"][0]["source"] = json!({"template": "{brand} {name}"});
+    let wrong_file = file(&wrong.to_string());
+    let err = stderr_of_failure(&megzo(&[
+        "mapping",
+        "validate",
+        wrong_file.to_str().unwrap(),
+        "--connection",
+        &c,
+    ]));
+    assert!(
+        err.contains("rule `(no rule)`, field `description.sv-SE`: required target is written by no rule"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule `title`, field `brand`: unknown source field"),
+        "{err}"
+    );
 
     // A broken rule set: the error names the rule and the field.
-    let mut bad: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let mut bad = fixture_json();
     let first = bad["rules"][0]["id"].as_str().unwrap().to_owned();
     let twin = bad["rules"][0].clone();
     bad["rules"].as_array_mut().unwrap().push(twin);
@@ -87,9 +126,14 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     assert!(out.lines().next().unwrap().starts_with("* v2"), "{out}");
     let shown: serde_json::Value =
         serde_json::from_str(&stdout(&megzo(&["mapping", "show", &c, "--version", "1"]))).unwrap();
+    assert_eq!(shown, fixture_json());
+    // The same version as YAML reads back to the same rule set.
+    let yaml = stdout(&megzo(&[
+        "mapping", "show", &c, "--version", "1", "--format", "yaml",
+    ]));
     assert_eq!(
-        shown,
-        serde_json::from_str::<serde_json::Value>(FIXTURE).unwrap()
+        workers::mapping::files::parse_yaml(&yaml).unwrap(),
+        fixture_json()
     );
     let out = stdout(&megzo(&[
         "mapping",
@@ -108,7 +152,7 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
         "{out}"
     );
     // Preview a draft with another SEK rate against the active version, on a sample file.
-    let mut draft: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let mut draft = fixture_json();
     for r in draft["rates"].as_array_mut().unwrap() {
         if r["to"] == "SEK" {
             r["rate"] = json!("3.00");
@@ -118,9 +162,8 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     let sample = file(
         &json!([{
             "sku": "CANA-01", "name": "Cana ceramica 350 ml", "price": 99.90,
-            "price_includes_vat": false, "vat_percent": 19, "currency": "RON", "unit": "buc",
-            "brand": "Acme", "description": null, "category": "CANI", "stock": 7,
-            "active": true, "price_date": "2025-03-02"
+            "price_includes_vat": false, "price_net": 99.90, "vat_percent": 19,
+            "currency": "RON", "unit": "buc", "stock": 7
         }])
         .to_string(),
     );
@@ -156,6 +199,7 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     );
     let _ = std::fs::remove_file(good);
     let _ = std::fs::remove_file(bad_file);
+    let _ = std::fs::remove_file(wrong_file);
     let _ = std::fs::remove_file(draft_file);
     let _ = std::fs::remove_file(sample);
 }

@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::fx::{FeedMiss, RateFeed};
 use super::ops;
 use super::record::{CATALOG_NAMES, FieldName, Record, Value};
 use super::rules::{
@@ -25,10 +26,37 @@ use super::validate::{ValidationError, ValidationErrorKind};
 use crate::money::Currency;
 
 /// What a rule set is applied with, besides the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Context<'a> {
     /// The date of `"today"` conversions (the flow's run date; the engine reads no clock).
     pub today: NaiveDate,
+    /// The rates feed, for pairs the rule set has no rates of its own for ([`super::fx`]).
+    pub feed: Option<&'a RateFeed>,
+}
+
+impl<'a> Context<'a> {
+    /// Conversions on `today`, with no feed (only the rule set's own rates).
+    pub fn on(today: NaiveDate) -> Self {
+        Self { today, feed: None }
+    }
+
+    /// The same context with a rates feed.
+    pub fn with_feed(self, feed: &'a RateFeed) -> Self {
+        Self {
+            feed: Some(feed),
+            ..self
+        }
+    }
+}
+
+/// Where a conversion's rate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateOrigin {
+    /// The rule set's own `rates` (pinned by the merchant).
+    RuleSet,
+    /// The rates feed ([`RateFeed`]).
+    Feed,
 }
 
 /// The exchange rate a conversion used.
@@ -44,6 +72,9 @@ pub struct FxUsed {
     pub requested: NaiveDate,
     /// The table had `to → from` only, and `rate` is its inverse.
     pub inverted: bool,
+    pub origin: RateOrigin,
+    /// The pivot of a crossed feed rate (RON→EUR→SEK); `rate` is the product of both legs.
+    pub via: Option<Currency>,
 }
 
 /// One op's result in a rule's pipeline.
@@ -167,6 +198,16 @@ pub enum ApplyErrorKind {
         from: Currency,
         to: Currency,
         date: NaiveDate,
+    },
+    #[error(
+        "the newest {from}→{to} rate of the feed is from {rate_date}, more than {max_age_days} days before {date} (import current rates: `megzo rates import`)"
+    )]
+    StaleRate {
+        from: Currency,
+        to: Currency,
+        date: NaiveDate,
+        rate_date: NaiveDate,
+        max_age_days: u32,
     },
     #[error("unknown currency {0:?}")]
     UnknownCurrency(String),
@@ -364,6 +405,8 @@ impl Rates {
                 rate_date: date,
                 requested: date,
                 inverted: false,
+                origin: RateOrigin::RuleSet,
+                via: None,
             });
         }
         let list = self.pairs.get(&(from, to))?;
@@ -376,7 +419,13 @@ impl Rates {
             rate_date,
             requested: date,
             inverted,
+            origin: RateOrigin::RuleSet,
+            via: None,
         })
+    }
+
+    fn has_pair(&self, from: Currency, to: Currency) -> bool {
+        from == to || self.pairs.contains_key(&(from, to))
     }
 }
 
@@ -809,7 +858,7 @@ impl CompiledRuleSet {
     }
 
     /// Applies every rule to `record`, in order.
-    pub fn apply(&self, record: &Record, ctx: &Context) -> Result<Output, ApplyError> {
+    pub fn apply(&self, record: &Record, ctx: &Context<'_>) -> Result<Output, ApplyError> {
         let mut out = Output {
             record: Record::with_capacity(self.rules.len()),
             provenance: Vec::with_capacity(self.rules.len()),
@@ -824,7 +873,7 @@ impl CompiledRuleSet {
     pub fn apply_into(
         &self,
         record: &Record,
-        ctx: &Context,
+        ctx: &Context<'_>,
         out: &mut Output,
     ) -> Result<(), ApplyError> {
         out.clear();
@@ -887,7 +936,7 @@ impl CompiledRuleSet {
         op: &COp,
         v: Value,
         record: &Record,
-        ctx: &Context,
+        ctx: &Context<'_>,
     ) -> Result<(Value, Option<FxUsed>), Fail> {
         let name = op.name();
         let overflow = || Fail::here(ApplyErrorKind::Overflow(name));
@@ -964,14 +1013,32 @@ impl CompiledRuleSet {
                         }
                     },
                 };
-                let fx =
-                    self.rates
-                        .find(from, *to, date)
-                        .ok_or(Fail::here(ApplyErrorKind::NoRate {
-                            from,
-                            to: *to,
-                            date,
-                        }))?;
+                let no_rate = Fail::here(ApplyErrorKind::NoRate {
+                    from,
+                    to: *to,
+                    date,
+                });
+                // The rule set's own rates when it has the pair (pinned), else the feed.
+                let fx = if self.rates.has_pair(from, *to) {
+                    self.rates.find(from, *to, date).ok_or(no_rate)?
+                } else {
+                    match ctx.feed.map(|f| f.find(from, *to, date)) {
+                        Some(Ok(fx)) => fx,
+                        Some(Err(FeedMiss::Stale {
+                            rate_date,
+                            max_age_days,
+                        })) => {
+                            return Err(Fail::here(ApplyErrorKind::StaleRate {
+                                from,
+                                to: *to,
+                                date,
+                                rate_date,
+                                max_age_days,
+                            }));
+                        }
+                        Some(Err(FeedMiss::None)) | None => return Err(no_rate),
+                    }
+                };
                 let y = x.checked_mul(fx.rate).ok_or_else(overflow)?;
                 return Ok((Value::Decimal(y), Some(fx)));
             }

@@ -8,6 +8,7 @@ use std::fmt;
 use rust_decimal::Decimal;
 
 use super::engine::parse_template;
+use super::fx::RateFeed;
 use super::ops;
 use super::record::{Value, ValueType};
 use super::rules::{
@@ -146,7 +147,7 @@ pub enum ValidationErrorKind {
     UnknownVatKey(String),
     #[error("unknown currency {0:?}")]
     UnknownCurrency(String),
-    #[error("no {from}→{to} rate in the rates table")]
+    #[error("no {from}→{to} rate in the rule set's rates or the rates feed")]
     NoRate { from: String, to: String },
     #[error("rate must be positive, got {0}")]
     InvalidRate(Decimal),
@@ -190,8 +191,11 @@ struct Checker<'a> {
     set: &'a RuleSet,
     source: Option<&'a Schema>,
     target: Option<&'a Schema>,
-    /// Currency pairs with at least one rate (either direction).
+    /// Currency pairs with at least one rate (either direction), the feed's included.
     pairs: BTreeSet<(Currency, Currency)>,
+    /// Whether conversions must have a rate available (not by [`RuleSet::check`], which
+    /// cannot know the feed).
+    check_rates: bool,
     errors: Vec<ValidationError>,
 }
 
@@ -401,7 +405,9 @@ impl<'a> Checker<'a> {
                         _ => Vec::new(),
                     },
                 };
-                if let Some(to) = to {
+                if let Some(to) = to
+                    && self.check_rates
+                {
                     let has_any = self.pairs.iter().any(|(_, t)| *t == to);
                     for f in &froms {
                         if *f != to && !self.pairs.contains(&(*f, to)) {
@@ -612,12 +618,17 @@ impl RuleSet {
         &self,
         source: Option<&Schema>,
         target: Option<&Schema>,
+        rates: Option<Option<&RateFeed>>,
     ) -> Result<(), Vec<ValidationError>> {
         let mut c = Checker {
             set: self,
             source,
             target,
-            pairs: BTreeSet::new(),
+            pairs: rates
+                .flatten()
+                .map(RateFeed::reachable_pairs)
+                .unwrap_or_default(),
+            check_rates: rates.is_some(),
             errors: Vec::new(),
         };
         c.tables_and_rates();
@@ -630,17 +641,39 @@ impl RuleSet {
     }
 
     /// The checks that need no schema: version, duplicate ids and targets, templates,
-    /// rounding grids, VAT rates and keys, currencies, rates present for fixed conversions,
-    /// lookup tables present and of one type. Done by [`RuleSet::compile`].
+    /// rounding grids, VAT rates and keys, currencies, lookup tables present and of one type.
+    /// Done by [`RuleSet::compile`]. Rates are not required here (the feed may supply them).
     pub fn check(&self) -> Result<(), Vec<ValidationError>> {
-        self.run_checks(None, None)
+        self.run_checks(None, None, None)
     }
 
     /// Everything [`RuleSet::check`] does, plus against the schemas: unknown source and
     /// target fields, types through each rule's pipeline (e.g. rounding a text), required
     /// targets written, lookups covering the declared values of enumerated source fields,
-    /// conversions having a rate for each declared source currency.
+    /// conversions having a rate in the rule set for each declared source currency.
     pub fn validate(&self, source: &Schema, target: &Schema) -> Result<(), Vec<ValidationError>> {
-        self.run_checks(Some(source), Some(target))
+        self.run_checks(Some(source), Some(target), Some(None))
+    }
+
+    /// The schema checks of [`RuleSet::validate`] without requiring rates (they may come from
+    /// a feed imported later). `None`: that side is not checked.
+    pub fn validate_schemas(
+        &self,
+        source: Option<&Schema>,
+        target: Option<&Schema>,
+    ) -> Result<(), Vec<ValidationError>> {
+        self.run_checks(source, target, None)
+    }
+
+    /// [`RuleSet::validate`], counting a pair the `feed` can answer (directly, inverted or
+    /// crossed) as having a rate. `source` or `target` `None`: that side is not checked (a
+    /// system with no declared schema).
+    pub fn validate_with_feed(
+        &self,
+        source: Option<&Schema>,
+        target: Option<&Schema>,
+        feed: &RateFeed,
+    ) -> Result<(), Vec<ValidationError>> {
+        self.run_checks(source, target, Some(Some(feed)))
     }
 }

@@ -177,7 +177,7 @@ pub fn price_entries(
                 amount_including_vat: round2(p.gross.amount),
                 currency: want.to_string(),
                 vat_rate: match cfg.vat_rate {
-                    VatRateMode::Listing => Some(vat.as_fraction()),
+                    VatRateMode::Listing => Some(p.vat.unwrap_or(vat).as_fraction()),
                     VatRateMode::MarketDefault => None,
                 },
             },
@@ -504,10 +504,12 @@ mod tests {
                 MarketPrice {
                     market: Country::SE,
                     gross: Money::new(dec!(199), Currency::Sek),
+                    vat: None,
                 },
                 MarketPrice {
                     market: Country::NO,
                     gross: Money::new(dec!(189.5), Currency::Nok),
+                    vat: None,
                 },
             ],
             vat: VatRate::percent(dec!(25)).unwrap(),

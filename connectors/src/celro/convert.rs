@@ -560,6 +560,7 @@ mod tests {
             prices: vec![MarketPrice {
                 market: Country::RO,
                 gross: Money::new(dec!(49.9), Currency::Ron),
+                vat: None,
             }],
             vat: VatRate::percent(dec!(21)).unwrap(),
             quantity: 7,

@@ -12,6 +12,7 @@
 //! - [`dead`]: jobs that exhausted their attempts, and their one-time replay;
 //! - [`orders`]: the order idempotency table with fenced writes;
 //! - [`cursors`]: where each flow of each connection got to.
+//! - [`rates`]: the exchange-rate feed (`fx_rates`).
 //! - [`credentials`]: the credentials of connections, encrypted at rest (see [`crate::vault`]).
 //!
 //! Invariants this module keeps:
@@ -43,6 +44,7 @@ pub mod cursors;
 pub mod dead;
 pub mod mappings;
 pub mod orders;
+pub mod rates;
 pub mod runs;
 pub mod tenants;
 

@@ -96,6 +96,8 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub worker: String,
+    /// The field-mapping version the attempt applied, when it applied one.
+    pub mapping_version: Option<i32>,
 }
 
 /// Which runs [`list_runs`] returns. Every `None` filter matches everything; `since` is
@@ -130,6 +132,8 @@ pub struct RunRow {
     /// `finished_at - started_at` in milliseconds, never negative.
     pub duration_ms: i64,
     pub worker: String,
+    /// The field-mapping version the attempt applied, when it applied one.
+    pub mapping_version: Option<i32>,
 }
 
 struct RunDb {
@@ -147,6 +151,7 @@ struct RunDb {
     finished_at: DateTime<Utc>,
     duration_ms: i64,
     worker: String,
+    mapping_version: Option<i32>,
 }
 
 impl TryFrom<RunDb> for RunRow {
@@ -187,6 +192,7 @@ impl TryFrom<RunDb> for RunRow {
             finished_at: r.finished_at,
             duration_ms: r.duration_ms,
             worker: r.worker,
+            mapping_version: r.mapping_version,
         })
     }
 }
@@ -214,6 +220,8 @@ pub async fn insert_runs(pool: &PgPool, runs: &[RunRecord]) -> Result<u64, DbErr
     let mut finished = Vec::with_capacity(n);
     let mut durations = Vec::with_capacity(n);
     let mut workers = Vec::with_capacity(n);
+    // 0 stands for "none" (versions start at 1) and becomes NULL in the statement.
+    let mut mapping_versions = Vec::with_capacity(n);
     for r in runs {
         job_ids.push(r.job_id.0);
         attempts.push(r.attempt);
@@ -236,17 +244,20 @@ pub async fn insert_runs(pool: &PgPool, runs: &[RunRecord]) -> Result<u64, DbErr
         finished.push(r.finished_at);
         durations.push((r.finished_at - r.started_at).num_milliseconds().max(0));
         workers.push(r.worker.clone());
+        mapping_versions.push(r.mapping_version.unwrap_or(0));
     }
     let done = sqlx::query!(
         "INSERT INTO job_runs (job_id, attempt, kind, tenant_id, connection_id, trigger, payload,
-                               outcome, error, started_at, finished_at, duration_ms, worker)
+                               outcome, error, started_at, finished_at, duration_ms, worker,
+                               mapping_version)
          SELECT job_id, attempt, kind, tenant_id, connection_id, trigger, payload,
-                outcome, NULLIF(error, 'null'::jsonb), started_at, finished_at, duration_ms, worker
+                outcome, NULLIF(error, 'null'::jsonb), started_at, finished_at, duration_ms, worker,
+                NULLIF(mapping_version, 0)
          FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::uuid[], $5::uuid[], $6::text[],
                      $7::jsonb[], $8::text[], $9::jsonb[], $10::timestamptz[], $11::timestamptz[],
-                     $12::int8[], $13::text[])
+                     $12::int8[], $13::text[], $14::int4[])
               AS r(job_id, attempt, kind, tenant_id, connection_id, trigger, payload,
-                   outcome, error, started_at, finished_at, duration_ms, worker)
+                   outcome, error, started_at, finished_at, duration_ms, worker, mapping_version)
          ON CONFLICT (job_id, attempt, outcome) DO NOTHING",
         &job_ids,
         &attempts,
@@ -261,6 +272,7 @@ pub async fn insert_runs(pool: &PgPool, runs: &[RunRecord]) -> Result<u64, DbErr
         &finished,
         &durations,
         &workers,
+        &mapping_versions,
     )
     .execute(pool)
     .await?;
@@ -272,7 +284,7 @@ pub async fn list_runs(pool: &PgPool, f: &RunFilter) -> Result<Vec<RunRow>, DbEr
     let rows = sqlx::query_as!(
         RunDb,
         "SELECT id, job_id, attempt, kind, tenant_id, connection_id, trigger, payload, outcome,
-                error, started_at, finished_at, duration_ms, worker
+                error, started_at, finished_at, duration_ms, worker, mapping_version
          FROM job_runs
          WHERE ($1::uuid IS NULL OR tenant_id = $1)
            AND ($2::text IS NULL OR kind = $2)
@@ -332,6 +344,7 @@ mod tests {
             started_at,
             finished_at: started_at + Duration::milliseconds(250),
             worker: format!("w-{}", i % 4),
+            mapping_version: i.is_multiple_of(5).then_some(1 + i as i32 % 3),
         }
     }
 
@@ -362,6 +375,13 @@ mod tests {
         assert_eq!(latest.len(), 100);
         assert_eq!(latest[0].job_id, runs[999].job_id);
         assert!(latest.windows(2).all(|w| w[0].started_at > w[1].started_at));
+        // The mapping version survives the round trip, and "none" stays NULL.
+        for row in &latest {
+            let sent = runs.iter().find(|r| r.job_id == row.job_id).unwrap();
+            assert_eq!(row.mapping_version, sent.mapping_version, "{}", row.job_id);
+        }
+        assert!(latest.iter().any(|r| r.mapping_version.is_none()));
+        assert!(latest.iter().any(|r| r.mapping_version == Some(2)));
 
         let all = |f: RunFilter| {
             let pool = pool.clone();

@@ -38,7 +38,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::service::AckLayer;
+use super::service::{AckLayer, RunNotes};
 use super::{Ack, AckOutcome, AckStatus, Queue, Reaped};
 use crate::telemetry::metrics as m;
 
@@ -98,6 +98,8 @@ pub struct AttemptReport {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub worker: String,
+    /// What the handler noted (the mapping version it applied).
+    pub notes: RunNotes,
 }
 
 struct Held {
@@ -115,6 +117,7 @@ struct PendingAck {
     tenant: String,
     kind: JobKind,
     started_ms: u64,
+    notes: RunNotes,
 }
 
 /// State shared by the backend, its background tasks and the ack service.
@@ -199,7 +202,14 @@ impl Shared {
     }
 
     /// Queues an attempt's outcome for the acker.
-    pub(crate) fn report(&self, job: &Job, outcome: AckOutcome, started_ms: u64, took: Duration) {
+    pub(crate) fn report(
+        &self,
+        job: &Job,
+        outcome: AckOutcome,
+        started_ms: u64,
+        took: Duration,
+        notes: RunNotes,
+    ) {
         m::job_finished(job.kind, &outcome, took);
         self.send_ack(PendingAck {
             ack: Ack {
@@ -212,6 +222,7 @@ impl Shared {
             tenant: job.payload.tenant().to_string(),
             kind: job.kind,
             started_ms,
+            notes,
         });
     }
 
@@ -364,6 +375,7 @@ impl BackendHandle {
                     tenant: String::new(),
                     kind,
                     started_ms: self.shared.queue.now_ms(),
+                    notes: RunNotes::default(),
                 });
             }
         }
@@ -549,6 +561,7 @@ async fn fetcher(
                             kind: job.kind,
                             started_ms: shared.queue.now_ms(),
                             job: Some(job),
+                            notes: RunNotes::default(),
                         });
                     }
                 }
@@ -576,6 +589,7 @@ async fn fetcher(
                         tenant: bad.tenant.clone(),
                         kind: bad.kind,
                         started_ms: now,
+                        notes: RunNotes::default(),
                     });
                 }
             }
@@ -639,6 +653,7 @@ async fn acker(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<PendingAck>)
                     started_ms: p.started_ms,
                     finished_ms,
                     worker: shared.worker_id.clone(),
+                    notes: p.notes,
                 });
             }
             shared.pending_acks.fetch_sub(1, Ordering::SeqCst);
@@ -728,6 +743,7 @@ fn report_reaped(shared: &Shared, r: Reaped) {
             started_ms: r.lease_started_ms,
             finished_ms: now,
             worker: r.worker,
+            notes: RunNotes::default(),
         });
     }
 }

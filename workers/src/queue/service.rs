@@ -19,7 +19,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,27 @@ impl JobError {
     pub fn permanent(e: impl Into<BoxDynError>) -> Self {
         JobError::Permanent { source: e.into() }
     }
+}
+
+/// What a handler tells its attempt's run record beyond the outcome (kept in `job_runs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunNotes {
+    /// The field-mapping version the attempt applied.
+    pub mapping_version: Option<i32>,
+}
+
+tokio::task_local! {
+    static NOTES: Arc<Mutex<RunNotes>>;
+}
+
+/// Records, for the current attempt's run record, the field-mapping version it applied. Called
+/// from a handler's own task (not from tasks it spawns); outside a job it does nothing.
+pub fn note_mapping_version(version: i32) {
+    let _ = NOTES.try_with(|n| {
+        if let Ok(mut n) = n.lock() {
+            n.mapping_version = Some(version);
+        }
+    });
 }
 
 /// Wraps the worker's service stack; see the module doc.
@@ -127,7 +148,10 @@ where
                 connection = %job.payload.connection(),
                 attempt = job.attempt,
             );
-            let run = AssertUnwindSafe(tokio::time::timeout(timeout, fut)).catch_unwind();
+            let notes = Arc::new(Mutex::new(RunNotes::default()));
+            let run =
+                AssertUnwindSafe(NOTES.scope(notes.clone(), tokio::time::timeout(timeout, fut)))
+                    .catch_unwind();
             let result = tracing::Instrument::instrument(run, span).await;
             let elapsed = started.elapsed();
             let (outcome, ret) = match result {
@@ -156,7 +180,8 @@ where
                     (outcome, Err(msg.into()))
                 }
             };
-            shared.report(&job, outcome, started_ms, elapsed);
+            let notes = notes.lock().map(|n| n.clone()).unwrap_or_default();
+            shared.report(&job, outcome, started_ms, elapsed, notes);
             ret
         })
     }

@@ -3,16 +3,154 @@
 //! of the active version number, and the rule set is parsed and compiled again only when the
 //! number changed (an operator activated or rolled back a version). The version returned is the
 //! one the job applied, for its run record.
+//!
+//! Also here: **validation on save** against the connection's systems ([`schemas`],
+//! [`validate_for`], [`save_validated`]), the **defaults** per seed pair ([`defaults`],
+//! [`install_defaults`]) and the **preview** of a draft against the active version.
+
+pub mod defaults;
+pub mod files;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use canonical::ConnectionId;
-use canonical::mapping::{CompiledRuleSet, RuleSet};
+use canonical::mapping::{CompiledRuleSet, RateFeed, RuleSet, Schema, ValidationError};
+use connectors::ConnectorError;
+use connectors::mapping::{
+    ErpLineTarget, ListingTarget, catalog_source_schema, order_line_source_schema,
+};
 use sqlx::PgPool;
 
-use crate::db::DbError;
-use crate::db::mappings::{Direction, active_mapping};
+use crate::db::mappings::{
+    Direction, activate_mapping, active_mapping, list_mappings, save_mapping,
+};
+use crate::db::{Connection, DbError};
+
+/// The listing target of a connection's marketplace, as its settings configure it.
+pub fn connectors_target(conn: &Connection) -> Result<ListingTarget, ConnectorError> {
+    let settings = conn.settings.as_object().cloned().unwrap_or_default();
+    ListingTarget::of(conn.marketplace, &settings)
+}
+
+/// The source and target schemas a rule set of `direction` for `conn` is validated against;
+/// `None` for a side that declares none (the no-op connector takes anything).
+pub fn schemas(
+    conn: &Connection,
+    direction: Direction,
+) -> Result<(Option<Schema>, Option<Schema>), ConnectorError> {
+    Ok(match direction {
+        Direction::ErpToMarketplace => (
+            Some(catalog_source_schema(conn.erp)),
+            connectors_target(conn)?.schema(),
+        ),
+        Direction::MarketplaceToErp => (
+            Some(order_line_source_schema(conn.marketplace)),
+            ErpLineTarget { erp: conn.erp }.schema(),
+        ),
+    })
+}
+
+/// Why a rule set was refused on save. Every validation error names its rule and field.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleSetRejected {
+    #[error("not a rule set: {0}")]
+    Parse(String),
+    #[error("unknown direction {0:?} (erp_to_marketplace or marketplace_to_erp)")]
+    Direction(String),
+    #[error("the connection's settings do not configure its systems: {0}")]
+    Settings(String),
+    #[error("{}", Invalid(.0))]
+    Invalid(Vec<ValidationError>),
+}
+
+struct Invalid<'a>(&'a [ValidationError]);
+
+impl fmt::Display for Invalid<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error(s):", self.0.len())?;
+        for e in self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Validation on save: the rule set parses, compiles, fits the connection's source and target
+/// schemas (unknown fields, types, required targets, lookups covering enumerated values), and
+/// every conversion has a rate in the set or the `feed`.
+pub fn validate_for(
+    conn: &Connection,
+    json: &serde_json::Value,
+    feed: &RateFeed,
+) -> Result<(Direction, RuleSet), RuleSetRejected> {
+    let set: RuleSet =
+        serde_json::from_value(json.clone()).map_err(|e| RuleSetRejected::Parse(e.to_string()))?;
+    let direction: Direction = set
+        .direction
+        .parse()
+        .map_err(|_| RuleSetRejected::Direction(set.direction.clone()))?;
+    let (source, target) =
+        schemas(conn, direction).map_err(|e| RuleSetRejected::Settings(e.to_string()))?;
+    set.validate_with_feed(source.as_ref(), target.as_ref(), feed)
+        .map_err(RuleSetRejected::Invalid)?;
+    set.compile().map_err(RuleSetRejected::Invalid)?;
+    Ok((direction, set))
+}
+
+/// Why saving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Rejected(#[from] RuleSetRejected),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Validates `json` for `conn` ([`validate_for`]) and saves it as the connection's next
+/// version of its direction (not active yet). Returns the direction and version.
+pub async fn save_validated(
+    pool: &PgPool,
+    conn: &Connection,
+    json: &serde_json::Value,
+    feed: &RateFeed,
+    author: &str,
+    comment: &str,
+) -> Result<(Direction, i32), SaveError> {
+    let (direction, _) = validate_for(conn, json, feed)?;
+    let v = save_mapping(pool, conn.id, direction, json, author, comment).await?;
+    Ok((direction, v))
+}
+
+/// Saves and activates the connection's default rule sets ([`defaults`]) in each direction
+/// that has a default and no saved version yet. Returns what it activated. The defaults are
+/// checked against the schemas first (not against the feed: rates may be imported later, and a
+/// conversion without one fails its item naming the pair).
+pub async fn install_defaults(
+    pool: &PgPool,
+    conn: &Connection,
+    actor: &str,
+) -> Result<Vec<(Direction, i32)>, SaveError> {
+    let mut done = Vec::new();
+    for direction in [Direction::ErpToMarketplace, Direction::MarketplaceToErp] {
+        let set = defaults::default_rule_set(conn, direction).map_err(RuleSetRejected::Settings)?;
+        let Some(set) = set else { continue };
+        if !list_mappings(pool, conn.id, direction).await?.is_empty() {
+            continue;
+        }
+        let (source, target) =
+            schemas(conn, direction).map_err(|e| RuleSetRejected::Settings(e.to_string()))?;
+        set.validate_schemas(source.as_ref(), target.as_ref())
+            .map_err(RuleSetRejected::Invalid)?;
+        let json = serde_json::to_value(&set).map_err(|e| RuleSetRejected::Parse(e.to_string()))?;
+        let comment = format!("defaults for {} → {}", conn.erp, conn.marketplace);
+        let v = save_mapping(pool, conn.id, direction, &json, actor, &comment).await?;
+        activate_mapping(pool, conn.id, direction, v, actor, &comment).await?;
+        done.push((direction, v));
+    }
+    Ok(done)
+}
 
 /// Why the active rule set cannot be used.
 #[derive(Debug, thiserror::Error)]
