@@ -545,6 +545,12 @@ mod tests {
             json!({"market": "SE", "min": 2, "max": 3})
         );
         assert!(v.get("parent_sku").is_none());
+        // A market's own VAT (a distance sale taxed at the buyer's rate) wins over the listing's.
+        let mut fi = listing("A mug for coffee and tea.");
+        fi.prices[1].vat = Some(VatRate::percent(dec!(25.5)).unwrap());
+        let a = listing_to_article(&fi, &cfg).unwrap();
+        assert_eq!(a.price[0].value.vat_rate, Some(dec!(0.25)));
+        assert_eq!(a.price[1].value.vat_rate, Some(dec!(0.255)));
         cfg.vat_rate = VatRateMode::MarketDefault;
         let a = listing_to_article(&listing("A mug for coffee and tea."), &cfg).unwrap();
         assert_eq!(a.price[0].value.vat_rate, None);
