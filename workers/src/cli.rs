@@ -1633,8 +1633,8 @@ async fn rates(cfg: Config, cmd: RatesCmd) -> anyhow::Result<()> {
             })?;
             println!(
                 "{amount} {from} = {} {to}  (rate {} of {}{}{})",
-                amount * fx.rate,
-                fx.rate,
+                (amount * fx.rate).normalize(),
+                fx.rate.normalize(),
                 fx.rate_date,
                 fx.via
                     .map(|v| format!(", crossed through {v}"))

@@ -67,7 +67,7 @@ async fn map_catalog(
     let mut listings = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
     for item in items {
-        let record = connectors::mapping::catalog_record(item, Some(0));
+        let record = connectors::mapping::catalog_record(item, None);
         let mapped = match &active {
             Some(a) => a
                 .rules

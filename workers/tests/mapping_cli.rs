@@ -75,7 +75,9 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
         &c,
     ]));
     assert!(
-        err.contains("rule `(no rule)`, field `description.sv-SE`: required target is written by no rule"),
+        err.contains(
+            "rule `(no rule)`, field `description.sv-SE`: required target is written by no rule"
+        ),
         "{err}"
     );
     assert!(
@@ -129,7 +131,13 @@ async fn validate_save_activate_rollback_from_the_command_line(pool: PgPool) {
     assert_eq!(shown, fixture_json());
     // The same version as YAML reads back to the same rule set.
     let yaml = stdout(&megzo(&[
-        "mapping", "show", &c, "--version", "1", "--format", "yaml",
+        "mapping",
+        "show",
+        &c,
+        "--version",
+        "1",
+        "--format",
+        "yaml",
     ]));
     assert_eq!(
         workers::mapping::files::parse_yaml(&yaml).unwrap(),

@@ -16,10 +16,7 @@ mod support;
 use support::{megzo_command, noop_tenant, redis_url, stdout};
 
 fn rules_file(v: &serde_json::Value) -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "megzo-live-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let p = std::env::temp_dir().join(format!("megzo-live-{}.json", uuid::Uuid::new_v4().simple()));
     std::fs::write(&p, v.to_string()).unwrap();
     p
 }
@@ -67,10 +64,7 @@ async fn run_of(pool: &PgPool, job: JobId) -> db::RunRow {
         if let Some(r) = runs.into_iter().next() {
             return r;
         }
-        assert!(
-            Instant::now() < deadline,
-            "job {job} recorded within 30 s"
-        );
+        assert!(Instant::now() < deadline, "job {job} recorded within 30 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -299,6 +299,7 @@ mod tests {
             "connection_credentials",
             "connections",
             "dead_jobs",
+            "fx_rates",
             "job_runs",
             "mapping_active",
             "mapping_audit",

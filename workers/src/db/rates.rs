@@ -76,7 +76,8 @@ pub async fn rates_since(pool: &PgPool, since: NaiveDate) -> Result<Vec<StoredFx
                 date: r.rate_date,
                 base: r.base,
                 quote: r.quote,
-                rate: r.rate,
+                // numeric(28,10) pads to 10 places: give back the number as published.
+                rate: r.rate.normalize(),
                 source: r.source,
             },
             imported_at: r.imported_at,
