@@ -170,4 +170,25 @@ fn main() {
         black_box(&outs);
     }
     report(&format!("apply, {threads} threads, outputs kept"), times);
+
+    // 4. Split over the available cores, one reused Output per thread (a flow that maps and
+    //    pushes in batches).
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for part in records.chunks(chunk) {
+                let compiled = &compiled;
+                s.spawn(move || {
+                    let mut out = Output::new();
+                    for r in part {
+                        compiled.apply_into(r, &ctx, &mut out).expect("maps");
+                        black_box(&out);
+                    }
+                });
+            }
+        });
+        times.push(start.elapsed());
+    }
+    report(&format!("apply_into, {threads} threads, reused outputs"), times);
 }

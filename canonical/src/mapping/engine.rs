@@ -396,23 +396,10 @@ struct Rates {
 }
 
 impl Rates {
-    fn find(&self, from: Currency, to: Currency, date: NaiveDate) -> Option<FxUsed> {
-        if from == to {
-            return Some(FxUsed {
-                from,
-                to,
-                rate: Decimal::ONE,
-                rate_date: date,
-                requested: date,
-                inverted: false,
-                origin: RateOrigin::RuleSet,
-                via: None,
-            });
-        }
-        let list = self.pairs.get(&(from, to))?;
-        let n = list.partition_point(|(d, _, _)| *d <= date);
-        let (rate_date, rate, inverted) = *list.get(n.checked_sub(1)?)?;
-        Some(FxUsed {
+    /// `None`: the rule set has no rate for the pair (the feed may); `Some(None)`: it has the
+    /// pair (pinned) but nothing on or before `date`.
+    fn find(&self, from: Currency, to: Currency, date: NaiveDate) -> Option<Option<FxUsed>> {
+        let fx = |rate, rate_date, inverted| FxUsed {
             from,
             to,
             rate,
@@ -421,11 +408,17 @@ impl Rates {
             inverted,
             origin: RateOrigin::RuleSet,
             via: None,
-        })
-    }
-
-    fn has_pair(&self, from: Currency, to: Currency) -> bool {
-        from == to || self.pairs.contains_key(&(from, to))
+        };
+        if from == to {
+            return Some(Some(fx(Decimal::ONE, date, false)));
+        }
+        let list = self.pairs.get(&(from, to))?;
+        let n = list.partition_point(|(d, _, _)| *d <= date);
+        Some(
+            n.checked_sub(1)
+                .and_then(|i| list.get(i))
+                .map(|&(rate_date, rate, inverted)| fx(rate, rate_date, inverted)),
+        )
     }
 }
 
@@ -1019,8 +1012,8 @@ impl CompiledRuleSet {
                     date,
                 });
                 // The rule set's own rates when it has the pair (pinned), else the feed.
-                let fx = if self.rates.has_pair(from, *to) {
-                    self.rates.find(from, *to, date).ok_or(no_rate)?
+                let fx = if let Some(own) = self.rates.find(from, *to, date) {
+                    own.ok_or(no_rate)?
                 } else {
                     match ctx.feed.map(|f| f.find(from, *to, date)) {
                         Some(Ok(fx)) => fx,
