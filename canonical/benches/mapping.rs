@@ -190,5 +190,8 @@ fn main() {
         });
         times.push(start.elapsed());
     }
-    report(&format!("apply_into, {threads} threads, reused outputs"), times);
+    report(
+        &format!("apply_into, {threads} threads, reused outputs"),
+        times,
+    );
 }
