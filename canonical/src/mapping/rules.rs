@@ -48,10 +48,10 @@ pub struct Rule {
     #[serde(default)]
     pub ops: Vec<Op>,
     /// The rule applies only when this holds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Condition>,
     /// The target value (as is, no ops) when the source is null or absent, or `when` is false.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
 }
 
@@ -90,7 +90,7 @@ pub enum Op {
     Round {
         mode: RoundMode,
         step: Decimal,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         ending: Option<Decimal>,
     },
     /// Into `to` at the rate of the dated table on or before `date`; the rate is recorded.
@@ -103,7 +103,7 @@ pub enum Op {
     /// Replaces the value by its entry in `table` (keys compared as text), else `default`.
     Lookup {
         table: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         default: Option<Value>,
     },
     Upper,
