@@ -209,11 +209,15 @@ impl MappingCache {
         let Some(version) = current else {
             self.entries
                 .lock()
-                .unwrap()
+                .unwrap_or_else(|e| e.into_inner())
                 .remove(&(connection, direction));
             return Ok(None);
         };
-        if let Some(hit) = self.entries.lock().unwrap().get(&(connection, direction))
+        if let Some(hit) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(connection, direction))
             && hit.version == version
         {
             return Ok(Some(hit.clone()));
@@ -247,7 +251,7 @@ impl MappingCache {
         );
         self.entries
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .insert((connection, direction), active.clone());
         Ok(Some(active))
     }
