@@ -14,6 +14,8 @@
 //! - [`mapping`]: tenant-configured field mapping rules (VAT, rounding, currency conversion,
 //!   lookups, templates, conditions), validated against system schemas, compiled and applied
 //!   with provenance per target field.
+//! - [`stock`]: the stock-push arithmetic (buffers, unreflected order units, the delta to send
+//!   to a channel): the "never oversell" promise.
 //!
 //! **This crate does no I/O** and depends on nothing but serde, uuid, chrono, rust_decimal and
 //! thiserror, so it can be used from any layer and tested in isolation.
@@ -22,6 +24,7 @@ pub mod commerce;
 pub mod ids;
 pub mod mapping;
 pub mod money;
+pub mod stock;
 pub mod systems;
 
 pub use commerce::{
