@@ -1,14 +1,16 @@
 //! What a `megzo worker` process runs beside the apalis worker:
 //!
 //! - the **run recorder**: every attempt's outcome, batched into `job_runs` (one INSERT per
-//!   batch of up to 1,000), so Postgres has the history even when Redis loses its data;
+//!   batch of up to 1,000), so Postgres has the history even when Redis loses its data; the same
+//!   batch updates each flow's latest success and failure (`flow_status`, for freshness);
 //! - the **dead-job syncer**: copies dead jobs from the Redis outbox into `dead_jobs` before
 //!   removing them from the outbox (at-least-once, idempotent on the job id), so replay works
 //!   after Redis was flushed;
 //! - **housekeeping**: copies tenants' concurrency caps to Redis, drops dead jobs past their Redis retention, forgets silent workers,
-//!   publishes queue depth and age as gauges;
+//!   publishes queue depth and age as gauges, and every 15 s the flows' freshness;
 //! - the **HTTP server**: `/healthz` (the process is up), `/readyz` (Redis and Postgres answer
-//!   and the backend is fetching), `/metrics` (Prometheus).
+//!   and the backend is fetching), `/metrics` (Prometheus), and with Postgres the wake-up URLs
+//!   `/wakeup/{connection}/{key}` ([`crate::wakeup`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,7 +110,12 @@ pub async fn run_recorder(pool: PgPool, mut rx: mpsc::UnboundedReceiver<AttemptR
 async fn insert_runs_patiently(pool: &PgPool, batch: &[RunRecord]) {
     let mut wait = Duration::from_millis(200);
     loop {
-        match db::insert_runs(pool, batch).await {
+        // Both writes are idempotent, so a retry after either failed repeats both safely.
+        let written = match db::insert_runs(pool, batch).await {
+            Ok(_) => db::record_flow_status(pool, batch).await,
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(_) => return,
             Err(e) if refused_for_content(&e) => {
                 tracing::warn!(error = %e, rows = batch.len(), "a run batch was refused; writing it row by row");
@@ -116,6 +123,10 @@ async fn insert_runs_patiently(pool: &PgPool, batch: &[RunRecord]) {
                     if let Err(e) = db::insert_runs(pool, std::slice::from_ref(row)).await {
                         tracing::error!(job_id = %row.job_id, attempt = row.attempt, error = %e,
                             "run record refused by Postgres; it stays in the job's Redis record only");
+                    }
+                    if let Err(e) = db::record_flow_status(pool, std::slice::from_ref(row)).await {
+                        tracing::warn!(job_id = %row.job_id, error = %e,
+                            "flow status not updated for this run");
                     }
                 }
                 return;
@@ -232,6 +243,11 @@ pub async fn housekeeping(queue: Queue, pool: PgPool, cancel: CancellationToken)
                 Err(e) => tracing::warn!(error = %e, "queue stats failed"),
             }
         }
+        if tick.is_multiple_of(15)
+            && let Err(e) = crate::freshness::publish(&pool).await
+        {
+            tracing::warn!(error = %e, "freshness metrics failed");
+        }
         if tick.is_multiple_of(60) {
             if let Err(e) = sync_caps(&queue, &pool).await {
                 tracing::warn!(error = format!("{e:#}"), "tenant cap sync failed");
@@ -256,10 +272,14 @@ pub struct Probes {
     pub serving: Arc<AtomicBool>,
 }
 
-/// The router of `/healthz`, `/readyz`, `/metrics`.
+/// The router of `/healthz`, `/readyz`, `/metrics`, and with a pool the wake-up URLs.
 pub fn probe_router(p: Probes) -> Router {
     let prom = telemetry::prometheus();
-    Router::new()
+    let wakeups = p
+        .pool
+        .clone()
+        .map(|pool| crate::wakeup::router(p.queue.clone(), pool));
+    let probes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(
@@ -269,7 +289,11 @@ pub fn probe_router(p: Probes) -> Router {
                 async move { prom.render() }
             }),
         )
-        .with_state(p)
+        .with_state(p);
+    match wakeups {
+        Some(w) => probes.merge(w),
+        None => probes,
+    }
 }
 
 async fn readyz(State(p): State<Probes>) -> (StatusCode, String) {

@@ -62,3 +62,21 @@ pub fn queue_stats(s: &QueueStats) {
     gauge!("megzo_queue_dead").set(s.dead as f64);
     gauge!("megzo_workers_alive").set(s.workers_alive as f64);
 }
+
+/// Publishes the freshness of one flow of one tenant (its worst connection): seconds since its
+/// last success, and whether some connection never succeeded (then the age counts from that
+/// connection's creation).
+pub fn flow_freshness(tenant: &str, kind: JobKind, age_secs: f64, never: bool) {
+    let labels = [
+        ("tenant", tenant.to_owned()),
+        ("flow", kind.as_str().to_owned()),
+    ];
+    gauge!("megzo_flow_freshness_seconds", &labels).set(age_secs);
+    gauge!("megzo_flow_never_succeeded", &labels).set(if never { 1.0 } else { 0.0 });
+}
+
+/// Counts a call of a wake-up URL by what came of it (`enqueued`, `deduplicated`, `ignored`,
+/// `unauthorized`, `unsupported`, `disabled`, `malformed`, `error`).
+pub fn wakeup(result: &'static str) {
+    counter!("megzo_wakeups_total", "result" => result).increment(1);
+}
