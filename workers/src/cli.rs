@@ -220,6 +220,15 @@ enum TenantsCmd {
     },
     /// List tenants with their connections.
     List,
+    /// Freshness: per tenant and connection, each flow's last success (how long ago), last
+    /// failure with its error, and STALE when nothing succeeded for 3 heartbeat intervals.
+    Status {
+        /// Tenant id or slug (default: every tenant).
+        tenant: Option<String>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a tenant's own concurrency cap (jobs running at once across the fleet), or go back to
     /// the fleet default with `--default`.
     Cap {
@@ -517,12 +526,18 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let opts = backend_options(&cfg, id.clone(), args.kinds, args.concurrency);
     let http = args.http.unwrap_or_else(|| cfg.worker.http_addr.clone());
     let sidecars = process::Sidecars::start(&queue, &pool, &http).await?;
+    let queue_for_flows = queue.clone();
     tracing::info!(worker = %id, addr = %sidecars.addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
     let serving = sidecars.serving.clone();
     let w = runtime::start_worker(
         queue,
         opts,
-        flows::flow_handler(pool, cfg.mapping.clone()),
+        flows::flow_handler(flows::FlowDeps::new(
+            pool,
+            queue_for_flows,
+            cfg.ratelimits.clone(),
+            cfg.mapping.clone(),
+        )),
         Some(sidecars.reports.clone()),
         async move {
             shutdown_signal().await;
@@ -851,6 +866,21 @@ async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        TenantsCmd::Status { tenant, json } => {
+            let tenant = resolve_tenant(&pool, &tenant).await?;
+            let rows = db::flow_freshness(&pool, tenant, false).await?;
+            let now = Utc::now();
+            let interval = Duration::from_secs(cfg.scheduler.interval_secs);
+            let report = workers::freshness::report(&rows, now, interval);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.is_empty() {
+                println!("no connections");
+            } else {
+                print!("{}", workers::freshness::render(&report, now));
+            }
+            Ok(())
+        }
         TenantsCmd::List => {
             let conns = db::list_connections(&pool, None).await?;
             for t in db::list_tenants(&pool).await? {
@@ -940,7 +970,12 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         let w = runtime::start_worker(
             queue.clone(),
             opts,
-            flows::flow_handler(pool.clone(), cfg.mapping.clone()),
+            flows::flow_handler(flows::FlowDeps::new(
+                pool.clone(),
+                queue.clone(),
+                cfg.ratelimits.clone(),
+                cfg.mapping.clone(),
+            )),
             Some(sidecars.reports.clone()),
             async move { c.cancelled().await },
             Duration::from_secs(cfg.worker.grace_secs),
@@ -1008,6 +1043,16 @@ enum ConnectionsCmd {
     /// List every connection with whether it has credentials and which key encrypted them
     /// (never the values).
     CredentialsStatus,
+    /// Make (or replace: the old one stops working) the connection's wake-up URL, for its
+    /// marketplace's push callbacks, and print it. Only a hash is stored: the URL is shown this
+    /// once.
+    WakeupUrl {
+        connection: ConnectionId,
+        /// Where the workers' HTTP server is reachable from the marketplace (default:
+        /// http://<worker.http_addr>).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1028,6 +1073,34 @@ async fn connections(cfg: Config, cmd: ConnectionsCmd) -> anyhow::Result<()> {
     use std::io::Read;
     use workers::vault::{Credentials, Vault, VaultError};
     match cmd {
+        ConnectionsCmd::WakeupUrl {
+            connection,
+            base_url,
+        } => {
+            let base = base_url.unwrap_or_else(|| format!("http://{}", cfg.worker.http_addr));
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                bail!("--base-url {base:?} must start with http:// or https://");
+            }
+            let pool = pg(&cfg).await?;
+            let url = workers::wakeup::create_wakeup_url(&pool, connection, &base).await?;
+            tracing::info!(%connection, "wake-up URL made (the key is not logged)");
+            println!("{}", url.expose_secret());
+            if let Some(c) = db::list_connections(&pool, None)
+                .await?
+                .into_iter()
+                .find(|c| c.id == connection)
+                && let Some(why) = workers::wakeup::no_callbacks(c.marketplace)
+            {
+                eprintln!(
+                    "note: {} cannot call it back ({why}); the URL answers 409",
+                    c.marketplace
+                );
+            }
+            eprintln!(
+                "this URL is shown once (only its hash is stored); any earlier URL of the connection no longer works"
+            );
+            Ok(())
+        }
         ConnectionsCmd::SetCredentials {
             connection,
             from_file,

@@ -8,6 +8,9 @@
 //!   Postgres, housekeeping, `/healthz` `/readyz` `/metrics`;
 //! - [`flows`]: the six flow handlers (today: the built-in no-op connector);
 //! - [`heartbeat`]: the idempotent heartbeat enqueuer and scheduler loop;
+//! - [`wakeup`]: the wake-up URLs: a marketplace callback (or a signed lexoffice webhook)
+//!   turned into an immediate, debounced job;
+//! - [`freshness`]: time since each flow's last success per tenant (gauges, `tenants status`);
 //! - [`lock`]: the Redis order-lock with fencing tokens;
 //! - [`mapping`]: the active field-mapping rule sets, compiled and reloaded live per job;
 //! - [`rates`]: the exchange-rate feed (ECB/BNR/CSV imports into Postgres, cached per process);
@@ -28,7 +31,9 @@
 pub mod config;
 pub mod connect;
 pub mod db;
+pub mod demo;
 pub mod flows;
+pub mod freshness;
 pub mod gate;
 pub mod heartbeat;
 pub mod lock;
@@ -41,3 +46,4 @@ pub mod runtime;
 pub mod sandbox;
 pub mod telemetry;
 pub mod vault;
+pub mod wakeup;

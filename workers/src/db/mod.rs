@@ -14,6 +14,9 @@
 //! - [`cursors`]: where each flow of each connection got to.
 //! - [`rates`]: the exchange-rate feed (`fx_rates`).
 //! - [`credentials`]: the credentials of connections, encrypted at rest (see [`crate::vault`]).
+//! - [`wakeups`]: the key hashes of the wake-up URLs (see [`crate::wakeup`]).
+//! - [`freshness`]: the latest success and failure of each flow of each connection
+//!   (`flow_status`, kept by the run recorder; see [`crate::freshness`]).
 //!
 //! Invariants this module keeps:
 //! - **Postgres is the authority for orders.** One row per `(tenant, channel, channel_order_id)`
@@ -42,23 +45,28 @@ use sqlx::postgres::PgPoolOptions;
 pub mod credentials;
 pub mod cursors;
 pub mod dead;
+pub mod flows;
+pub mod freshness;
 pub mod mappings;
 pub mod orders;
 pub mod rates;
 pub mod runs;
 pub mod tenants;
+pub mod wakeups;
 
 pub use credentials::{
     CredentialError, credential_status, load_credentials, rotate_credentials, store_credentials,
 };
 pub use cursors::{get_cursor, set_cursor};
 pub use dead::{DeadFilter, DeadJob, get_dead, insert_dead, list_dead, mark_replayed};
+pub use freshness::{FlowFreshness, flow_freshness, record_flow_status};
 pub use orders::{Claim, OrderRow, OrderState, claim_order, fenced_set_order_state, get_order};
 pub use runs::{RunFilter, RunOutcome, RunRecord, RunRow, insert_runs, list_runs};
 pub use tenants::{
     Connection, Tenant, add_connection, add_tenant, find_tenant, heartbeat_targets,
     list_connections, list_tenants, set_tenant_cap, tenant_caps,
 };
+pub use wakeups::{WakeTarget, set_wakeup_secret, wakeup_target};
 
 /// The schema migrations, embedded at compile time from `migrations/` at the workspace root.
 /// Used by [`migrate`] and by `#[sqlx::test(migrator = "crate::db::MIGRATOR")]`.
@@ -299,14 +307,22 @@ mod tests {
             "connection_credentials",
             "connections",
             "dead_jobs",
+            "flow_status",
             "fx_rates",
             "job_runs",
+            "listing_state",
             "mapping_active",
             "mapping_audit",
             "mapping_versions",
             "orders",
+            "return_items",
+            "stock_buffers",
+            "stock_levels",
+            "stock_pushed",
+            "stock_reservations",
             "sync_cursors",
             "tenants",
+            "wakeup_secrets",
         ];
         assert_eq!(tables, want);
     }

@@ -204,9 +204,10 @@ pub async fn claim_order(
     Err(DbError::UnknownTenant(tenant.to_string()))
 }
 
-/// The fenced write. Moves the order to `state` and stores `fence`, only if `fence` is strictly
-/// greater than the stored fence; returns `Ok(false)` (nothing written) when it is not, i.e. when
-/// the caller's lock was taken over by a newer holder.
+/// The fenced write. Moves the order to `state` and stores `fence`, only if `fence` is at least
+/// the stored fence; returns `Ok(false)` (nothing written) when it is smaller, i.e. when the
+/// caller's lock was taken over by a newer holder. An equal fence is the same holder writing
+/// again (ERP pending, then created): no two acquisitions ever get the same fence.
 ///
 /// `erp_document_id`: `None` keeps the stored id; a known id is never erased or replaced by a
 /// different one ([`DbError::Invalid`]). `review_reason` is stored as given (`None` clears it).
@@ -241,7 +242,7 @@ pub async fn fenced_set_order_state(
          SET state = $4, fence = $5, erp_document_id = COALESCE($6, erp_document_id),
              review_reason = $7, updated_at = now()
          WHERE tenant_id = $1 AND channel = $2 AND channel_order_id = $3
-           AND fence < $5
+           AND fence <= $5
            AND state = ANY($8::text[])
            AND ($6::text IS NULL OR erp_document_id IS NULL OR erp_document_id = $6)",
         tenant.0,
@@ -279,7 +280,7 @@ pub async fn fenced_set_order_state(
             channel_order_id: channel_order_id.to_owned(),
         });
     };
-    if current.fence >= fence {
+    if current.fence > fence {
         return Ok(false);
     }
     if !current.state.can_move_to(state) {
@@ -477,8 +478,8 @@ mod tests {
                 .unwrap()
         );
         assert!(
-            !set(OrderState::ErpPending, 2, None, None).await.unwrap(),
-            "equal is stale"
+            set(OrderState::ErpPending, 2, None, None).await.unwrap(),
+            "equal is the same holder writing again (fences are never shared)"
         );
         let row = get_order(&pool, t, "cdon", "F-1").await.unwrap().unwrap();
         assert_eq!(
