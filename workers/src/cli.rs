@@ -243,8 +243,13 @@ enum TenantsCmd {
 
 #[derive(Debug, Args)]
 struct DemoArgs {
-    #[arg(long, default_value_t = 5)]
+    /// Extra tenants on the built-in no-op connector (load for the queue, beside the five seed
+    /// pairs on the fakes).
+    #[arg(long, default_value_t = 0)]
     tenants: usize,
+    /// A marketplace order is placed on one of the seed pairs this often (milliseconds).
+    #[arg(long, default_value_t = 1500)]
+    order_every_ms: u64,
     #[arg(long, default_value_t = 3)]
     workers: usize,
     /// Heartbeat interval for the demo (short, so there is something to see).
@@ -928,9 +933,30 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
             .await?;
         }
     }
+    // The fakes on free ports, fresh each run: the seed pairs' settings point at this run's.
+    for slug in [
+        "demo-smartbill",
+        "demo-winmentor",
+        "demo-charisma",
+        "demo-lexoffice",
+    ] {
+        if let Some(t) = db::find_tenant(&pool, slug).await? {
+            sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(t.id.0)
+                .execute(&pool)
+                .await?;
+        }
+    }
+    let sb = workers::sandbox::Sandbox::start(&workers::sandbox::Addrs::any(), false).await?;
+    let vault = workers::demo::demo_vault()?;
+    let seeded = workers::demo::seed(&pool, &vault, &sb).await?;
     println!(
-        "demo: {} tenants on the no-op connector, {} workers, heartbeat every {} s",
-        args.tenants, args.workers, args.interval_secs
+        "demo: the five seed pairs ({}) on the fakes, {} no-op tenants, {} workers, heartbeat every {} s, an order every {} ms",
+        workers::demo::PAIRS.join(", "),
+        args.tenants,
+        args.workers,
+        args.interval_secs,
+        args.order_every_ms
     );
     let cancel = CancellationToken::new();
     let stop = {
@@ -958,6 +984,14 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
             async move { c.cancelled().await },
         ))
     };
+    let mut deps = flows::FlowDeps::new(
+        pool.clone(),
+        queue.clone(),
+        cfg.ratelimits.clone(),
+        cfg.mapping.clone(),
+    );
+    deps.vault = Some(vault.clone());
+    deps.options.settle_wait = Duration::from_secs(2);
     let mut runs = Vec::new();
     for i in 0..args.workers.max(1) {
         let opts = backend_options(
@@ -970,35 +1004,68 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         let w = runtime::start_worker(
             queue.clone(),
             opts,
-            flows::flow_handler(flows::FlowDeps::new(
-                pool.clone(),
-                queue.clone(),
-                cfg.ratelimits.clone(),
-                cfg.mapping.clone(),
-            )),
+            flows::flow_handler(deps.clone()),
             Some(sidecars.reports.clone()),
             async move { c.cancelled().await },
             Duration::from_secs(cfg.worker.grace_secs),
         );
         runs.push(tokio::spawn(w.run));
     }
+    // Buyers, merchants and marketplaces doing what they do: orders placed continuously; the
+    // marketplaces settle their batches and moderation; now and then a merchant issues the
+    // invoice of a documented order in the ERP, a buyer cancels a fresh CDON order, or returns
+    // a shipped Cel.ro one.
+    let sb = Arc::new(sb);
+    let actors = {
+        let (c, sb, pool, seeded) = (cancel.clone(), sb.clone(), pool.clone(), seeded.clone());
+        let every = Duration::from_millis(args.order_every_ms.max(50));
+        tokio::spawn(async move {
+            let mut n: usize = 0;
+            loop {
+                tokio::select! { _ = tokio::time::sleep(every) => {}, _ = c.cancelled() => return }
+                n += 1;
+                let s = &seeded[n % seeded.len()];
+                let sku = &s.skus[n % s.skus.len()];
+                if let Err(e) = workers::demo::place_order(&sb, s, sku, 1) {
+                    tracing::warn!(error = %e, "demo order not placed");
+                }
+                sb.cdon.settle_all();
+                sb.celro.settle_all();
+                if n.is_multiple_of(3)
+                    && let Err(e) = workers::demo::act_as_merchants(&pool, &sb, &seeded, n).await
+                {
+                    tracing::warn!(error = %e, "demo merchant step failed");
+                }
+            }
+        })
+    };
     let status = {
-        let (queue, c) = (queue.clone(), cancel.clone());
+        let (queue, pool, c) = (queue.clone(), pool.clone(), cancel.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! { _ = tokio::time::sleep(Duration::from_secs(5)) => {}, _ = c.cancelled() => return }
-                if let Ok(s) = queue.stats().await {
-                    let ready: u64 = s.kinds.iter().map(|k| k.ready).sum();
-                    println!(
-                        "fleet: {} workers alive | ready {ready} delayed {} running {} dead {} | enqueued {} succeeded {}",
-                        s.workers_alive,
-                        s.delayed,
-                        s.running,
-                        s.dead,
-                        s.enqueued_total,
-                        s.succeeded_total
-                    );
-                }
+                let (Ok(s), Ok(f)) = (queue.stats().await, db::flows::flow_summary(&pool).await)
+                else {
+                    continue;
+                };
+                let ready: u64 = s.kinds.iter().map(|k| k.ready).sum();
+                println!(
+                    "listings {} ok/{} other | stock levels on channels {} | orders {} synced, {} cancelled (no stock or by buyer), {} pending, {} in doubt | PDFs {} | AWBs {} ({} shipped) | returns {} open/{} closed | jobs: ready {ready}, running {}, dead {}",
+                    f.listings_ok,
+                    f.listings_other,
+                    f.stock_pushed,
+                    f.orders_created,
+                    f.orders_cancelled,
+                    f.orders_pending,
+                    f.orders_in_doubt,
+                    f.invoices_attached,
+                    f.awbs,
+                    f.shipped,
+                    f.returns_open,
+                    f.returns_closed,
+                    s.running,
+                    s.dead,
+                );
             }
         })
     };
@@ -1007,25 +1074,12 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
     }
     let _ = sched.await;
     let _ = status.await;
+    let _ = actors.await;
     sidecars.stop().await;
-    let runs = db::list_runs(
-        &pool,
-        &db::RunFilter {
-            limit: 1,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let f = db::flows::flow_summary(&pool).await?;
     println!(
-        "demo stopped; latest recorded run: {}",
-        runs.first()
-            .map(|r| format!(
-                "{} {} {}",
-                r.kind.as_str(),
-                r.outcome.as_str(),
-                r.finished_at
-            ))
-            .unwrap_or_else(|| "none".into())
+        "demo stopped: {} orders synced, {} AWBs, {} PDFs attached, {} in doubt",
+        f.orders_created, f.awbs, f.invoices_attached, f.orders_in_doubt
     );
     Ok(())
 }

@@ -457,3 +457,61 @@ pub fn demo_vault() -> anyhow::Result<Arc<Vault>> {
         Err(_) => Ok(Arc::new(Vault::parse(&Vault::generate_key())?)),
     }
 }
+
+/// The merchants' and buyers' side of the demo, step `n`: the merchant issues the invoice of
+/// documented orders in SmartBill and lexoffice (the product never does), every 10th step a
+/// buyer cancels an accepted CDON order before it ships, every 15th a buyer returns a shipped
+/// Cel.ro order.
+pub async fn act_as_merchants(
+    pool: &PgPool,
+    sb: &Sandbox,
+    seeded: &[Seeded],
+    n: usize,
+) -> anyhow::Result<()> {
+    use connectors::conformance::ErpFake;
+    for s in seeded {
+        let rows = db::flows::orders_needing(pool, s.conn.id, db::flows::Need::Invoice, 5).await?;
+        let fake: Option<&dyn ErpFake> = match s.conn.erp {
+            Erp::SmartBill => Some(sb.smartbill.as_ref()),
+            Erp::Lexoffice => Some(sb.lexoffice.as_ref()),
+            _ => None,
+        };
+        if let Some(fake) = fake {
+            for row in rows.iter().filter(|r| r.invoice_state.is_none()) {
+                let Some(doc) = row
+                    .document_json
+                    .clone()
+                    .and_then(|d| serde_json::from_value::<canonical::SalesDocument>(d).ok())
+                else {
+                    continue;
+                };
+                // The fakes panic on a document they do not know; keep the demo running.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fake.merchant_invoices(&doc);
+                }));
+            }
+        }
+        if n.is_multiple_of(10) && s.conn.marketplace == Marketplace::Cdon {
+            let rows = db::flows::orders_needing(pool, s.conn.id, db::flows::Need::Awb, 1).await?;
+            if let Some(r) = rows.first() {
+                sb.cdon
+                    .cancel_order_as_cdon(Some(&s.account), &r.channel_order_id);
+            }
+        }
+        if n.is_multiple_of(15) && s.conn.marketplace == Marketplace::Celro {
+            let shipped = db::flows::orders_in(pool, s.conn.id, &["created"], 500).await?;
+            if let Some(r) = shipped.iter().rev().find(|r| r.shipped_at.is_some())
+                && let (Ok(id), Some(sku)) = (r.channel_order_id.parse::<u64>(), s.skus.first())
+            {
+                let _ = sb.celro.add_return_request(
+                    &s.account,
+                    id,
+                    sku.as_str(),
+                    1,
+                    "demo: nu se potriveste",
+                );
+            }
+        }
+    }
+    Ok(())
+}
