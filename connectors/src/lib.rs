@@ -104,4 +104,12 @@ impl Capabilities {
             .iter()
             .any(|(f, s)| *f == flow && *s == Support::Supported)
     }
+
+    /// Why the system cannot take part in `flow`; `None` when it can (or does not declare it).
+    pub fn why_not(&self, flow: Flow) -> Option<&'static str> {
+        self.flows.iter().find_map(|(f, s)| match s {
+            Support::Unsupported { why } if *f == flow => Some(*why),
+            _ => None,
+        })
+    }
 }

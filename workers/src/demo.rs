@@ -44,8 +44,8 @@ pub const PAIRS: [&str; 5] = [
     "lexoffice+celro",
 ];
 
-fn sku(s: &str) -> Sku {
-    Sku::new(s).unwrap_or_else(|e| panic!("demo SKU {s}: {e}"))
+fn sku(s: &str) -> anyhow::Result<Sku> {
+    Sku::new(s).map_err(|e| anyhow::anyhow!("demo SKU {s}: {e}"))
 }
 
 fn shipper() -> Value {
@@ -73,17 +73,17 @@ fn http_fast() -> Value {
 pub async fn seed_rates(pool: &PgPool) -> anyhow::Result<()> {
     let today = Utc::now().date_naive();
     let rates: Vec<db::rates::FxRate> = [
-        ("RON", "4.9750"),
-        ("SEK", "11.2000"),
-        ("NOK", "11.6500"),
-        ("DKK", "7.4600"),
+        ("RON", Decimal::new(49750, 4)),
+        ("SEK", Decimal::new(112000, 4)),
+        ("NOK", Decimal::new(116500, 4)),
+        ("DKK", Decimal::new(74600, 4)),
     ]
     .into_iter()
-    .map(|(q, r)| db::rates::FxRate {
+    .map(|(q, rate)| db::rates::FxRate {
         date: today,
         base: "EUR".into(),
         quote: q.into(),
-        rate: r.parse().unwrap_or(Decimal::ONE),
+        rate,
         source: "demo".into(),
     })
     .collect();
@@ -241,21 +241,15 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         .map(|(s, n, c, _)| json!({"sku": s, "gross": Decimal::new(*c, 2), "vat": 21, "name": n}))
         .collect();
     let t = tenant(pool, "demo-smartbill", "Demo SmartBill shop").await?;
-    let sb_settings = |market: Value| {
-        json!({
+    // The SmartBill tenant's settings, with the marketplace's entry (`cdon` or `celro`).
+    let sb_settings = |market: &str, settings: Value| {
+        let mut all = json!({
             "smartbill": {"base_url": format!("{}/SBORO/api/", sb.smartbill_server.base_url()),
                           "cif": smartbill::DEMO_CIF, "proforma_series": "PRO", "price_list": price_list, "http": http_fast()},
             "dhl": dhl_settings, "flows": flows,
-        })
-        .as_object()
-        .cloned()
-        .map(|mut o| {
-            if let Value::Object(m) = market {
-                o.extend(m);
-            }
-            Value::Object(o)
-        })
-        .unwrap_or_default()
+        });
+        all[market] = settings;
+        all
     };
     let sb_creds = json!({"email": smartbill::DEMO_EMAIL, "token": smartbill::DEMO_TOKEN});
     sb.cdon
@@ -266,14 +260,17 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         &t,
         Erp::SmartBill,
         Marketplace::Cdon,
-        sb_settings(json!({"cdon": cdon_settings(&["SE", "NO", "DK", "FI"])})),
+        sb_settings("cdon", cdon_settings(&["SE", "NO", "DK", "FI"])),
         json!({"smartbill": sb_creds, "dhl": dhl_creds,
                "cdon": {"merchant_id": "demo-smartbill", "token": "demo-smartbill-token"}}),
         &[],
         "21",
     )
     .await?;
-    let skus: Vec<Sku> = sb_items.iter().map(|i| sku(i.0)).collect();
+    let skus = sb_items
+        .iter()
+        .map(|i| sku(i.0))
+        .collect::<anyhow::Result<Vec<Sku>>>()?;
     out.push(Seeded {
         label: "smartbill+cdon",
         tenant: t.clone(),
@@ -290,7 +287,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         &t,
         Erp::SmartBill,
         Marketplace::Celro,
-        sb_settings(json!({"celro": celro_settings(11)})),
+        sb_settings("celro", celro_settings(11)),
         json!({"smartbill": sb_creds, "dhl": dhl_creds,
                "celro": {"username": "demo-smartbill", "password": "demo-smartbill-pass"}}),
         &lookups,
@@ -313,7 +310,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
     for (s, name, cents, qty) in wm_items {
         use connectors::conformance::ErpFake as _;
         sb.winmentor
-            .seed_item(&sku(s), name, Decimal::new(cents, 2), qty, "Depozit");
+            .seed_item(&sku(s)?, name, Decimal::new(cents, 2), qty, "Depozit");
     }
     let t = tenant(pool, "demo-winmentor", "Demo WinMentor shop").await?;
     let mut wm = serde_json::to_value(winmentor::Config::new(
@@ -343,7 +340,10 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         tenant: t,
         conn,
         account: "demo-winmentor".into(),
-        skus: wm_items.iter().map(|i| sku(i.0)).collect(),
+        skus: wm_items
+            .iter()
+            .map(|i| sku(i.0))
+            .collect::<anyhow::Result<_>>()?,
     });
 
     // Charisma: no stock operation, so the product holds the stock.
@@ -377,7 +377,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         "21",
     )
     .await?;
-    let ch_skus = vec![sku("MGZ-MUG-01"), sku("MGZ-LAMP-02")];
+    let ch_skus = vec![sku("MGZ-MUG-01")?, sku("MGZ-LAMP-02")?];
     for s in &ch_skus {
         db::flows::set_held_stock(pool, t.id, s, 25).await?;
     }
@@ -394,7 +394,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
     let t = tenant(pool, "demo-lexoffice", "Demo lexoffice shop").await?;
     sb.celro
         .add_account("demo-lexoffice", "demo-lexoffice-pass", 12);
-    let lx_skus = vec![sku("MUG-BLUE"), sku("LAMP-DESK")];
+    let lx_skus = vec![sku("MUG-BLUE")?, sku("LAMP-DESK")?];
     let lookups: Vec<(&str, &str)> = vec![
         ("MUG-BLUE", "1000"),
         ("LAMP-DESK", "1000"),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use canonical::{ConnectionId, Courier, Erp, Marketplace, TenantId};
 use chrono::{DateTime, Utc};
-use connectors::{Capabilities, Flow, Support};
+use connectors::{Capabilities, Flow};
 use queue_schema::JobKind;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -68,11 +68,13 @@ fn courier_caps(c: Courier) -> Capabilities {
 }
 
 fn check(caps: &Capabilities, flow: Flow) -> Result<(), String> {
-    match caps.flows.iter().find(|(f, _)| *f == flow) {
-        Some((_, Support::Supported)) => Ok(()),
-        Some((_, Support::Unsupported { why })) => Err(format!("{}: {why}", caps.system)),
-        None => Err(format!("{}: not declared", caps.system)),
+    if caps.supports(flow) {
+        return Ok(());
     }
+    Err(match caps.why_not(flow) {
+        Some(why) => format!("{}: {why}", caps.system),
+        None => format!("{}: not declared", caps.system),
+    })
 }
 
 /// Whether a connection of these systems can run `kind`, and why not when it cannot. The
@@ -255,14 +257,6 @@ pub fn human_age(secs: u64) -> String {
     }
 }
 
-/// Cuts `text` to at most `max` characters, marking the cut.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 /// The report as text: a block per tenant, a line per flow.
 pub fn render(report: &[TenantStatus], now: DateTime<Utc>) -> String {
     let mut out = String::new();
@@ -290,7 +284,7 @@ pub fn render(report: &[TenantStatus], now: DateTime<Utc>) -> String {
                     out += &format!(
                         "    {:<18} not supported: {}\n",
                         f.kind.as_str(),
-                        truncate(why, 100)
+                        db::clip(why, 100)
                     );
                     continue;
                 }
@@ -302,7 +296,7 @@ pub fn render(report: &[TenantStatus], now: DateTime<Utc>) -> String {
                     (Some(at), err) => format!(
                         "{} ago: {}",
                         human_age(age_secs(now, at)),
-                        truncate(err.as_deref().unwrap_or("?"), 100)
+                        db::clip(err.as_deref().unwrap_or("?"), 100)
                     ),
                     (None, _) => "never".to_owned(),
                 };

@@ -11,7 +11,7 @@ use canonical::{ConnectionId, Sku, TenantId};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::{DbError, check_text};
+use super::{DbError, check_text, clip};
 
 // ---------------------------------------------------------------------------------------------
 // Listings
@@ -55,7 +55,7 @@ pub async fn upsert_listing_states(
     let states: Vec<String> = rows.iter().map(|r| r.state.clone()).collect();
     let messages: Vec<Option<String>> = rows
         .iter()
-        .map(|r| r.message.as_ref().map(|m| truncate(m, 2000)))
+        .map(|r| r.message.as_ref().map(|m| clip(m, 2000)))
         .collect();
     let batches: Vec<Option<serde_json::Value>> = rows.iter().map(|r| r.batch.clone()).collect();
     sqlx::query!(
@@ -89,17 +89,6 @@ pub async fn listing_counts(
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|r| (r.state, r.n)).collect())
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,7 +601,7 @@ pub async fn set_invoice(
         order_row,
         state,
         invoice.map(|i| i.1),
-        note.map(|n| truncate(n, 2000)),
+        note.map(|n| clip(n, 2000)),
         invoice.and_then(|i| i.0.as_deref()),
     )
     .execute(pool)
@@ -661,7 +650,7 @@ pub async fn awb_parked(
         "UPDATE orders SET awb_state = $2, awb_note = $3 WHERE id = $1 AND awb IS NULL",
         order_row,
         state,
-        truncate(note, 2000),
+        clip(note, 2000),
     )
     .execute(pool)
     .await?;
@@ -723,7 +712,7 @@ pub async fn record_return(
         kind,
         outcome,
         reference,
-        evidence.map(|e| truncate(e, 4000)),
+        evidence.map(|e| clip(e, 4000)),
         if open { "open" } else { "closed" },
     )
     .execute(pool)
@@ -748,7 +737,7 @@ pub async fn update_return(
         id,
         outcome,
         reference,
-        evidence.map(|e| truncate(e, 4000)),
+        evidence.map(|e| clip(e, 4000)),
         if open { "open" } else { "closed" },
     )
     .execute(pool)
@@ -897,7 +886,7 @@ pub async fn awb_clear_intent(pool: &PgPool, order_row: i64, note: &str) -> Resu
         "UPDATE orders SET awb_state = NULL, awb_intent_at = NULL, awb_note = $2
          WHERE id = $1 AND awb_state = 'intent'",
         order_row,
-        truncate(note, 2000),
+        clip(note, 2000),
     )
     .execute(pool)
     .await?;

@@ -162,6 +162,14 @@ pub enum DbError {
 /// A JSON value Postgres `jsonb` accepts: NUL characters (which an API's binary error body or an
 /// unreadable payload can carry, and `jsonb` refuses) are replaced with U+FFFD in every string and
 /// key, so one such value cannot block a batch of job history or the dead-job outbox.
+/// Cuts `text` to at most `max` characters, marking the cut with `…` (stored messages, tables).
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
 pub(crate) fn storable_json(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {

@@ -20,7 +20,6 @@ use canonical::stock::pushable;
 use canonical::{Listing, Marketplace, Sku};
 use connectors::marketplace::{BatchHandle, BatchReport, ItemState};
 use connectors::{ConnectorError, ErrorClass};
-use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use crate::db::flows::{self as store, ListingRow};
@@ -29,8 +28,7 @@ use crate::queue::service::JobError;
 /// The content hash of a listing: what decides whether it is sent again.
 pub fn content_hash(listing: &Listing) -> String {
     let json = serde_json::to_vec(listing).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    super::sha256_hex(&json)
 }
 
 /// The stored state of an item's verdict on this marketplace.
@@ -81,11 +79,16 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), JobError> {
     let (listings, refused, version) =
         super::map_listings(&ctx.mappings, &ctx.rates, &ctx.conn, &with_qty).await?;
 
-    let changed: Vec<Listing> = listings
+    // Each listing hashed once: the hash decides whether it is sent and is what gets stored.
+    let changed: Vec<(Listing, String)> = listings
         .into_iter()
-        .filter(|l| {
+        .map(|l| {
+            let hash = content_hash(&l);
+            (l, hash)
+        })
+        .filter(|(l, hash)| {
             known.get(l.sku.as_str()).is_none_or(|k| {
-                k.content_hash != content_hash(l)
+                &k.content_hash != hash
                     || !matches!(k.state.as_str(), "ok" | "pending" | "moderation")
             })
         })
@@ -102,18 +105,20 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), JobError> {
         .collect();
     let mut retry = Vec::new();
     if !changed.is_empty() {
+        let sent: Vec<Listing> = changed.iter().map(|(l, _)| l.clone()).collect();
         let report = ctx
             .market
-            .upsert_and_settle(&changed, ctx.options.settle_poll, ctx.options.settle_wait)
+            .upsert_and_settle(&sent, ctx.options.settle_poll, ctx.options.settle_wait)
             .await?;
         let handle = report
             .handle
             .as_ref()
             .map(|h| serde_json::to_value(h).unwrap_or_default());
-        let by_sku: HashMap<&str, &Listing> = changed.iter().map(|l| (l.sku.as_str(), l)).collect();
+        let by_sku: HashMap<&str, &(Listing, String)> =
+            changed.iter().map(|c| (c.0.sku.as_str(), c)).collect();
         let mut pushed = Vec::new();
         for item in &report.items {
-            let Some(listing) = by_sku.get(item.sku.as_str()) else {
+            let Some((listing, hash)) = by_sku.get(item.sku.as_str()).copied() else {
                 continue;
             };
             let (state, message) = state_of(ctx.conn.marketplace, &item.state);
@@ -133,7 +138,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), JobError> {
                 content_hash: if state == "failed" {
                     String::new()
                 } else {
-                    content_hash(listing)
+                    hash.clone()
                 },
                 state: state.into(),
                 message,

@@ -48,19 +48,12 @@ fn parse<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn why_unsupported(c: &connectors::Capabilities, flow: Flow) -> Option<&'static str> {
-    c.flows.iter().find_map(|(f, s)| match (f, s) {
-        (f, connectors::Support::Unsupported { why }) if *f == flow => Some(*why),
-        _ => None,
-    })
-}
-
 pub(crate) async fn invoices(ctx: &Ctx) -> Result<(), JobError> {
     let rows = store::orders_needing(&ctx.pool, ctx.conn.id, Need::Invoice, ctx.options.batch)
         .await
         .map_err(JobError::retryable)?;
-    let erp_cannot = why_unsupported(&ctx.erp.capabilities(), Flow::InvoiceAttach);
-    let market_cannot = why_unsupported(&ctx.market.capabilities(), Flow::InvoiceAttach);
+    let erp_cannot = ctx.erp.capabilities().why_not(Flow::InvoiceAttach);
+    let market_cannot = ctx.market.capabilities().why_not(Flow::InvoiceAttach);
     let mut failures = Vec::new();
     for row in rows {
         if let Some(why) = erp_cannot {
@@ -167,10 +160,7 @@ pub fn shipment_reference(channel: &str, order: &str) -> String {
     if r.len() <= 35 {
         return r;
     }
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(r.as_bytes());
-    let hex: String = h.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("MGZ-{hex}")
+    format!("MGZ-{}", &super::sha256_hex(r.as_bytes())[..24])
 }
 
 /// The shipment of an order: shipper and parcel from the connection's `flows` settings

@@ -135,6 +135,15 @@ pub fn flow_handler(deps: FlowDeps) -> Handler {
     })
 }
 
+/// SHA-256 of `bytes` in lowercase hex (listing content hashes, short courier references).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A job's connection with its live clients.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {

@@ -52,35 +52,41 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), JobError> {
     close_credited(ctx).await
 }
 
+/// Records the event's item once (by its event id); `false` when it was already recorded.
+async fn record(
+    ctx: &Ctx,
+    ev: &ReturnEvent,
+    outcome: &str,
+    reference: Option<String>,
+    evidence: Option<String>,
+    open: bool,
+) -> Result<bool, JobError> {
+    store::record_return(
+        &ctx.pool,
+        ctx.tenant(),
+        ctx.conn.id,
+        &ev.event_id,
+        ev.order_id.as_str(),
+        kind_str(ev.kind),
+        outcome,
+        reference.as_deref(),
+        evidence.as_deref(),
+        open,
+    )
+    .await
+    .map_err(JobError::retryable)
+}
+
 async fn reconcile(ctx: &Ctx, ev: &ReturnEvent) -> Result<(), JobError> {
     let db = |e: crate::db::DbError| JobError::retryable(e);
     let kind = kind_str(ev.kind);
     let row = store::order_work(&ctx.pool, ctx.tenant(), ctx.channel, ev.order_id.as_str())
         .await
         .map_err(db)?;
-    let record =
-        |outcome: &'static str, reference: Option<String>, evidence: Option<String>, open: bool| {
-            let ctx = ctx.clone();
-            let ev = ev.clone();
-            async move {
-                store::record_return(
-                    &ctx.pool,
-                    ctx.tenant(),
-                    ctx.conn.id,
-                    &ev.event_id,
-                    ev.order_id.as_str(),
-                    kind,
-                    outcome,
-                    reference.as_deref(),
-                    evidence.as_deref(),
-                    open,
-                )
-                .await
-                .map_err(JobError::retryable)
-            }
-        };
     let Some(row) = row else {
         record(
+            ctx,
+            ev,
             "no_document",
             None,
             Some("the order was never pulled: nothing in the ERP to match".into()),
@@ -128,6 +134,8 @@ async fn reconcile(ctx: &Ctx, ev: &ReturnEvent) -> Result<(), JobError> {
                     .map_err(db)?;
                     release(ctx, &row).await?;
                     record(
+                        ctx,
+                        ev,
                         "registered",
                         None,
                         Some("cancelled before the ERP had it".into()),
@@ -156,19 +164,21 @@ async fn reconcile(ctx: &Ctx, ev: &ReturnEvent) -> Result<(), JobError> {
             };
             match ctx.erp.register_return(&doc, ev).await {
                 Ok(ReturnOutcome::Registered { reference }) => {
-                    let fresh = record("registered", Some(reference), None, false).await?;
+                    let fresh = record(ctx, ev, "registered", Some(reference), None, false).await?;
                     if fresh && ev.kind == ReturnKind::Cancellation {
                         release(ctx, &row).await?;
                     }
                     Ok(())
                 }
                 Ok(ReturnOutcome::ForMerchant { evidence }) => {
-                    record("for_merchant", None, Some(evidence), true).await?;
+                    record(ctx, ev, "for_merchant", None, Some(evidence), true).await?;
                     Ok(())
                 }
                 Err(e) if e.class() == ErrorClass::Retryable => Err(e.into()),
                 Err(e) => {
                     record(
+                        ctx,
+                        ev,
                         "for_merchant",
                         None,
                         Some(format!("the ERP could not register it: {e}")),
@@ -181,6 +191,8 @@ async fn reconcile(ctx: &Ctx, ev: &ReturnEvent) -> Result<(), JobError> {
         }
         other => {
             record(
+                ctx,
+                ev,
                 "no_document",
                 None,
                 Some(format!("the order is {other}: no ERP document to match")),
