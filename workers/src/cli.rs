@@ -7,6 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use crate::config::Config;
+use crate::db;
+use crate::queue::backend::BackendOptions;
+use crate::queue::{Enqueued, Queue};
+use crate::telemetry::{self, LogFormat};
+use crate::{flows, heartbeat, process, runtime};
 use anyhow::{Context, bail};
 use canonical::{ChannelOrderId, ConnectionId, Courier, Erp, Marketplace, Sku, TenantId};
 use chrono::{DateTime, Utc};
@@ -15,12 +21,6 @@ use queue_schema::{JobId, JobKind, JobPayload, JobSpec, JobState, Scope, Trigger
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use workers::config::Config;
-use workers::db;
-use workers::queue::backend::BackendOptions;
-use workers::queue::{Enqueued, Queue};
-use workers::telemetry::{self, LogFormat};
-use workers::{flows, heartbeat, process, runtime};
 
 #[derive(Debug, Parser)]
 #[command(name = "megzo", version, about = "MEGZO Integrator Vortex: keeps a merchant's ERP in sync with its marketplaces and couriers, as a durable job-queue worker fleet.", long_about = None)]
@@ -260,6 +260,17 @@ struct DemoArgs {
     duration_secs: Option<u64>,
 }
 
+/// The whole program: parses the arguments, runs the command, reports an error on stderr.
+pub async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut cfg = Config::load(cli.config.as_deref())?;
     if let Some(f) = cli.log_format {
@@ -384,7 +395,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The capability matrix as a table (✓ supported, ✗ not, with the reasons below) or JSON.
 fn connectors_matrix(json: bool) -> anyhow::Result<String> {
     use connectors::{Flow, Support};
-    let matrix = workers::connect::capability_matrix();
+    let matrix = crate::connect::capability_matrix();
     if json {
         return Ok(serde_json::to_string_pretty(&matrix)? + "\n");
     }
@@ -423,7 +434,7 @@ fn connectors_matrix(json: bool) -> anyhow::Result<String> {
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
-    let addrs = workers::sandbox::Addrs {
+    let addrs = crate::sandbox::Addrs {
         cdon: args.cdon,
         celro: args.celro,
         dhl: args.dhl,
@@ -432,9 +443,9 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         charisma: args.charisma,
         winmentor_dir: args
             .winmentor_dir
-            .unwrap_or_else(|| workers::sandbox::Addrs::default().winmentor_dir),
+            .unwrap_or_else(|| crate::sandbox::Addrs::default().winmentor_dir),
     };
-    let sandbox = workers::sandbox::Sandbox::start(&addrs, !args.no_seed).await?;
+    let sandbox = crate::sandbox::Sandbox::start(&addrs, !args.no_seed).await?;
     println!("{}", sandbox.describe());
     tracing::info!("sandbox running; Ctrl-C stops it");
     match args.duration_secs {
@@ -534,15 +545,17 @@ async fn worker(cfg: Config, args: WorkerArgs) -> anyhow::Result<()> {
     let queue_for_flows = queue.clone();
     tracing::info!(worker = %id, addr = %sidecars.addr, concurrency = opts.concurrency, kinds = ?opts.kinds, "worker started");
     let serving = sidecars.serving.clone();
+    let mut deps = flows::FlowDeps::new(
+        pool,
+        queue_for_flows,
+        cfg.ratelimits.clone(),
+        cfg.mapping.clone(),
+    );
+    deps.options = cfg.flows.options();
     let w = runtime::start_worker(
         queue,
         opts,
-        flows::flow_handler(flows::FlowDeps::new(
-            pool,
-            queue_for_flows,
-            cfg.ratelimits.clone(),
-            cfg.mapping.clone(),
-        )),
+        flows::flow_handler(deps),
         Some(sidecars.reports.clone()),
         async move {
             shutdown_signal().await;
@@ -866,7 +879,7 @@ async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
                 "tenant {} ({}) added with connection {} ({} ⇄ {})",
                 t.slug, t.id, c.id, c.erp, c.marketplace
             );
-            for (d, v) in workers::mapping::install_defaults(&pool, &c, "megzo").await? {
+            for (d, v) in crate::mapping::install_defaults(&pool, &c, "megzo").await? {
                 println!("  default {d} mapping active as v{v}");
             }
             Ok(())
@@ -876,13 +889,13 @@ async fn tenants(cfg: Config, cmd: TenantsCmd) -> anyhow::Result<()> {
             let rows = db::flow_freshness(&pool, tenant, false).await?;
             let now = Utc::now();
             let interval = Duration::from_secs(cfg.scheduler.interval_secs);
-            let report = workers::freshness::report(&rows, now, interval);
+            let report = crate::freshness::report(&rows, now, interval);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.is_empty() {
                 println!("no connections");
             } else {
-                print!("{}", workers::freshness::render(&report, now));
+                print!("{}", crate::freshness::render(&report, now));
             }
             Ok(())
         }
@@ -947,12 +960,12 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
                 .await?;
         }
     }
-    let sb = workers::sandbox::Sandbox::start(&workers::sandbox::Addrs::any(), false).await?;
-    let vault = workers::demo::demo_vault()?;
-    let seeded = workers::demo::seed(&pool, &vault, &sb).await?;
+    let sb = crate::sandbox::Sandbox::start(&crate::sandbox::Addrs::any(), false).await?;
+    let vault = crate::demo::demo_vault()?;
+    let seeded = crate::demo::seed(&pool, &vault, &sb).await?;
     println!(
         "demo: the five seed pairs ({}) on the fakes, {} no-op tenants, {} workers, heartbeat every {} s, an order every {} ms",
-        workers::demo::PAIRS.join(", "),
+        crate::demo::PAIRS.join(", "),
         args.tenants,
         args.workers,
         args.interval_secs,
@@ -991,7 +1004,8 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
         cfg.mapping.clone(),
     );
     deps.vault = Some(vault.clone());
-    deps.options.settle_wait = Duration::from_secs(2);
+    deps.options = cfg.flows.options();
+    deps.options.settle_wait = deps.options.settle_wait.min(Duration::from_secs(2));
     let mut runs = Vec::new();
     for i in 0..args.workers.max(1) {
         let opts = backend_options(
@@ -1026,13 +1040,13 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
                 n += 1;
                 let s = &seeded[n % seeded.len()];
                 let sku = &s.skus[n % s.skus.len()];
-                if let Err(e) = workers::demo::place_order(&sb, s, sku, 1) {
+                if let Err(e) = crate::demo::place_order(&sb, s, sku, 1) {
                     tracing::warn!(error = %e, "demo order not placed");
                 }
                 sb.cdon.settle_all();
                 sb.celro.settle_all();
                 if n.is_multiple_of(3)
-                    && let Err(e) = workers::demo::act_as_merchants(&pool, &sb, &seeded, n).await
+                    && let Err(e) = crate::demo::act_as_merchants(&pool, &sb, &seeded, n).await
                 {
                     tracing::warn!(error = %e, "demo merchant step failed");
                 }
@@ -1123,9 +1137,9 @@ enum CredentialsCmd {
 }
 
 async fn connections(cfg: Config, cmd: ConnectionsCmd) -> anyhow::Result<()> {
+    use crate::vault::{Credentials, Vault, VaultError};
     use secrecy::zeroize::Zeroizing;
     use std::io::Read;
-    use workers::vault::{Credentials, Vault, VaultError};
     match cmd {
         ConnectionsCmd::WakeupUrl {
             connection,
@@ -1136,14 +1150,14 @@ async fn connections(cfg: Config, cmd: ConnectionsCmd) -> anyhow::Result<()> {
                 bail!("--base-url {base:?} must start with http:// or https://");
             }
             let pool = pg(&cfg).await?;
-            let url = workers::wakeup::create_wakeup_url(&pool, connection, &base).await?;
+            let url = crate::wakeup::create_wakeup_url(&pool, connection, &base).await?;
             tracing::info!(%connection, "wake-up URL made (the key is not logged)");
             println!("{}", url.expose_secret());
             if let Some(c) = db::list_connections(&pool, None)
                 .await?
                 .into_iter()
                 .find(|c| c.id == connection)
-                && let Some(why) = workers::wakeup::no_callbacks(c.marketplace)
+                && let Some(why) = crate::wakeup::no_callbacks(c.marketplace)
             {
                 eprintln!(
                     "note: {} cannot call it back ({why}); the URL answers 409",
@@ -1238,7 +1252,7 @@ async fn connections(cfg: Config, cmd: ConnectionsCmd) -> anyhow::Result<()> {
 }
 
 async fn credentials(cfg: Config, cmd: CredentialsCmd) -> anyhow::Result<()> {
-    use workers::vault::Vault;
+    use crate::vault::Vault;
     match cmd {
         CredentialsCmd::NewKey => {
             println!("{}", Vault::generate_key());
@@ -1362,7 +1376,7 @@ fn print_rules(v: &serde_json::Value, format: RuleFormat) -> anyhow::Result<()> 
         RuleFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
         RuleFormat::Yaml => print!(
             "{}",
-            workers::mapping::files::to_yaml(v).map_err(anyhow::Error::msg)?
+            crate::mapping::files::to_yaml(v).map_err(anyhow::Error::msg)?
         ),
     }
     Ok(())
@@ -1374,7 +1388,7 @@ fn read_rule_set(
     file: &std::path::Path,
 ) -> anyhow::Result<(serde_json::Value, canonical::mapping::RuleSet)> {
     use canonical::mapping::RuleSet;
-    let json = workers::mapping::files::read_structured(file).map_err(anyhow::Error::msg)?;
+    let json = crate::mapping::files::read_structured(file).map_err(anyhow::Error::msg)?;
     let set: RuleSet = serde_json::from_value(json.clone())
         .with_context(|| format!("{} is not a rule set", file.display()))?;
     if let Err(errors) = set.compile() {
@@ -1398,8 +1412,8 @@ async fn find_connection(pool: &PgPool, id: ConnectionId) -> anyhow::Result<db::
 }
 
 async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
-    use workers::db::mappings::{self as m, Direction};
-    use workers::mapping as wm;
+    use crate::db::mappings::{self as m, Direction};
+    use crate::mapping as wm;
     let dir = |s: &str| s.parse::<Direction>().map_err(anyhow::Error::from);
     if let MappingCmd::Validate {
         file,
@@ -1415,7 +1429,7 @@ async fn mapping(cfg: Config, cmd: MappingCmd) -> anyhow::Result<()> {
         return Ok(());
     }
     let pool = pg(&cfg).await?;
-    let rates = workers::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
+    let rates = crate::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
     match cmd {
         MappingCmd::Validate {
             file,
@@ -1628,15 +1642,16 @@ async fn catalog_sample(
     let items = if conn.erp == Erp::Noop {
         connectors::noop::demo_catalog()
     } else {
-        let vault = workers::vault::Vault::from_env().ok();
+        let vault = crate::vault::Vault::from_env().ok();
         let creds = match &vault {
             Some(v) => db::load_credentials(pool, v, connection).await?,
             None => None,
         };
         let settings = conn.settings.as_object().cloned().unwrap_or_default();
-        let erp = workers::connect::erp(conn.erp, &settings, creds.as_ref(), None)?.with_context(
-            || format!("{} has no catalog to sample: pass --sample FILE", conn.erp),
-        )?;
+        let erp =
+            crate::connect::erp(conn.erp, &settings, creds.as_ref(), None)?.with_context(|| {
+                format!("{} has no catalog to sample: pass --sample FILE", conn.erp)
+            })?;
         erp.catalog()
             .await
             .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?
@@ -1677,13 +1692,13 @@ enum RatesCmd {
 }
 
 async fn rates(cfg: Config, cmd: RatesCmd) -> anyhow::Result<()> {
-    use workers::db::rates::{FxRate, rates_since, upsert_rates};
+    use crate::db::rates::{FxRate, rates_since, upsert_rates};
     let pool = pg(&cfg).await?;
     match cmd {
         RatesCmd::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let parsed = workers::rates::parse_rates(&text)
+            let parsed = crate::rates::parse_rates(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let n = upsert_rates(&pool, &parsed.rates).await?;
             let days: std::collections::BTreeSet<_> = parsed.rates.iter().map(|r| r.date).collect();
@@ -1744,7 +1759,7 @@ async fn rates(cfg: Config, cmd: RatesCmd) -> anyhow::Result<()> {
             to,
             date,
         } => {
-            let cache = workers::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
+            let cache = crate::rates::RatesCache::new(pool.clone(), cfg.mapping.clone());
             let feed = cache.feed().await?;
             let day = date.unwrap_or_else(|| Utc::now().date_naive());
             let fx = feed.find(from, to, day).map_err(|miss| match miss {

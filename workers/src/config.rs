@@ -35,6 +35,9 @@ pub struct Config {
     /// Field mapping: the exchange-rate feed's age limit and refresh.
     #[serde(default)]
     pub mapping: crate::rates::MappingConfig,
+    /// Timings of the six flows.
+    #[serde(default)]
+    pub flows: FlowsConfig,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
 }
@@ -89,6 +92,53 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// Timings of the six flows (see `docs/flows.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowsConfig {
+    /// How long `catalog_push` follows an asynchronous batch (CDON) before leaving it pending.
+    pub settle_wait_ms: u64,
+    pub settle_poll_ms: u64,
+    /// The order lock's time to live (renewed while held).
+    pub lock_ttl_ms: u64,
+    /// An AWB whose create was in doubt and that the courier cannot find yet is minted again
+    /// only after this long (the courier's search lags behind new shipments).
+    pub awb_lookup_grace_secs: u64,
+    /// Every this many heartbeats `stock_push` re-sends every listed SKU (0: never).
+    pub reconcile_every: u32,
+    /// Orders handled per run of `invoice_attach` and `awb_push`.
+    pub batch: u32,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        let o = crate::flows::FlowOptions::default();
+        Self {
+            settle_wait_ms: o.settle_wait.as_millis() as u64,
+            settle_poll_ms: o.settle_poll.as_millis() as u64,
+            lock_ttl_ms: o.lock_ttl.as_millis() as u64,
+            awb_lookup_grace_secs: o.awb_lookup_grace.as_secs(),
+            reconcile_every: u32::try_from(o.reconcile_every).unwrap_or(0),
+            batch: u32::try_from(o.batch).unwrap_or(1),
+        }
+    }
+}
+
+impl FlowsConfig {
+    /// The flows' options.
+    pub fn options(&self) -> crate::flows::FlowOptions {
+        use std::time::Duration;
+        crate::flows::FlowOptions {
+            settle_wait: Duration::from_millis(self.settle_wait_ms),
+            settle_poll: Duration::from_millis(self.settle_poll_ms.max(1)),
+            lock_ttl: Duration::from_millis(self.lock_ttl_ms),
+            awb_lookup_grace: Duration::from_secs(self.awb_lookup_grace_secs),
+            reconcile_every: i64::from(self.reconcile_every),
+            batch: i64::from(self.batch.max(1)),
+        }
+    }
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -136,6 +186,12 @@ impl Config {
                 "scheduler.interval_secs must be at least 1".into(),
             ));
         }
+        if self.flows.lock_ttl_ms < 1_000 {
+            return Err(ConfigError::Check(
+                "flows.lock_ttl_ms must be at least 1000 (the lock is renewed at a third of it)"
+                    .into(),
+            ));
+        }
         queue_schema::KeyLayout::new(&self.queue.namespace).map_err(ConfigError::Check)?;
         self.queue.validate().map_err(ConfigError::Check)?;
         Ok(())
@@ -144,7 +200,7 @@ impl Config {
     /// The configuration as TOML with secrets redacted (`megzo config`).
     pub fn redacted(&self) -> String {
         format!(
-            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}\n[ratelimits]\n{}",
+            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}\n[ratelimits]\n{}\n[flows]\n{}",
             redact_url(self.database_url.expose_secret()),
             redact_url(self.redis_url.expose_secret()),
             self.log_format,
@@ -152,6 +208,7 @@ impl Config {
             toml_of(&self.worker),
             toml_of(&self.scheduler),
             toml_of(&self.ratelimits),
+            toml_of(&self.flows),
         )
     }
 }

@@ -33,6 +33,30 @@ pub struct Seeded {
     pub account: String,
     /// Articles an order may be placed for: SKU and units a buyer takes.
     pub skus: Vec<Sku>,
+    /// The ERP account in its fake: SmartBill's e-mail, lexoffice's API key, Charisma's
+    /// application id; WinMentor's exchange directory.
+    pub erp_account: String,
+}
+
+/// Which copy of the pairs [`seed_with`] makes, and how its connectors talk.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    /// 0: the demo's own tenants on the fakes' demo accounts (all five pairs). `n > 0`: another
+    /// merchant of every pair but WinMentor (the sandbox has one exchange directory), with its
+    /// own tenants (`demo-smartbill-n`, …) and its own accounts in every fake, so its API limits
+    /// are its own. Seed copy 0 first.
+    pub copy: usize,
+    /// The connectors' HTTP settings (timeouts, inline retries).
+    pub http: Value,
+}
+
+impl Default for SeedOptions {
+    fn default() -> Self {
+        Self {
+            copy: 0,
+            http: http_fast(),
+        }
+    }
 }
 
 /// The seed pairs by label.
@@ -64,7 +88,8 @@ fn shipper() -> Value {
     })
 }
 
-fn http_fast() -> Value {
+/// Short timeouts and few inline retries: the fakes are on loopback.
+pub fn http_fast() -> Value {
     json!({"timeout_ms": 5000, "connect_timeout_ms": 1000, "inline_retries": 2,
            "max_inline_wait_ms": 3000, "backoff_base_ms": 50})
 }
@@ -198,26 +223,55 @@ async fn connection(
 /// Seeds the five pairs against `sb` (its fakes get the accounts and articles). Idempotent per
 /// tenant slug: a second call finds what the first made.
 pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<Vec<Seeded>> {
-    use connectors::{charisma, dhl, lexoffice, smartbill, winmentor};
+    seed_with(pool, vault, sb, &SeedOptions::default()).await
+}
+
+/// Seeds one copy of the pairs (see [`SeedOptions`]).
+pub async fn seed_with(
+    pool: &PgPool,
+    vault: &Vault,
+    sb: &Sandbox,
+    opts: &SeedOptions,
+) -> anyhow::Result<Vec<Seeded>> {
+    use connectors::{charisma, dhl, lexoffice, smartbill};
     seed_rates(pool).await?;
+    let copy = opts.copy;
+    let sfx = if copy == 0 {
+        String::new()
+    } else {
+        format!("-{copy}")
+    };
+    let http = || opts.http.clone();
     let dhl_settings = json!({
         "base_url": format!("{}/mydhlapi", sb.dhl_server.base_url()),
         "shipper_account": dhl::DEMO_ACCOUNT,
-        "http": http_fast(),
+        "http": http(),
     });
     let dhl_creds = json!({"username": dhl::DEMO_USERNAME, "password": dhl::DEMO_PASSWORD});
     let cdon_settings = |markets: &[&str]| {
         json!({"base_url": format!("{}/api/", sb.cdon_server.base_url()), "markets": markets,
-               "http": http_fast()})
+               "http": http()})
     };
     let celro_settings = |pickup: u64| {
         json!({"base_url": sb.celro_server.base_url(),
-               "pickup_address_id": pickup, "http": http_fast()})
+               "pickup_address_id": pickup, "http": http()})
     };
     let flows = json!({"shipper": shipper(), "parcel_weight_kg": "1.2"});
     let mut out = Vec::new();
 
     // SmartBill: one merchant on CDON and Cel.ro, sharing the SmartBill stock.
+    let (sb_email, sb_token) = if copy == 0 {
+        (
+            smartbill::DEMO_EMAIL.to_owned(),
+            smartbill::DEMO_TOKEN.to_owned(),
+        )
+    } else {
+        let email = format!("shop{copy}@megzo.example");
+        let token = format!("demo-smartbill-token{sfx}");
+        sb.smartbill
+            .add_account(&email, &token, smartbill::DEMO_CIF);
+        (email, token)
+    };
     let sb_items = [
         ("MGZ-MUG-01", "Cana ceramica 350 ml", 4990, 40),
         ("MGZ-LAMP-02", "Lampa de birou LED", 18900, 12),
@@ -226,7 +280,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
     for (s, name, cents, qty) in sb_items {
         sb.smartbill
             .seed_item_with(&smartbill::fake::SeedItem {
-                email: None,
+                email: Some(sb_email.clone()),
                 sku: s.into(),
                 name: name.into(),
                 gross: Decimal::new(cents, 2),
@@ -240,20 +294,21 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         .iter()
         .map(|(s, n, c, _)| json!({"sku": s, "gross": Decimal::new(*c, 2), "vat": 21, "name": n}))
         .collect();
-    let t = tenant(pool, "demo-smartbill", "Demo SmartBill shop").await?;
+    let slug = format!("demo-smartbill{sfx}");
+    let t = tenant(pool, &slug, "Demo SmartBill shop").await?;
     // The SmartBill tenant's settings, with the marketplace's entry (`cdon` or `celro`).
     let sb_settings = |market: &str, settings: Value| {
         let mut all = json!({
             "smartbill": {"base_url": format!("{}/SBORO/api/", sb.smartbill_server.base_url()),
-                          "cif": smartbill::DEMO_CIF, "proforma_series": "PRO", "price_list": price_list, "http": http_fast()},
+                          "cif": smartbill::DEMO_CIF, "proforma_series": "PRO", "price_list": price_list, "http": http()},
             "dhl": dhl_settings, "flows": flows,
         });
         all[market] = settings;
         all
     };
-    let sb_creds = json!({"email": smartbill::DEMO_EMAIL, "token": smartbill::DEMO_TOKEN});
-    sb.cdon
-        .add_merchant("demo-smartbill", "demo-smartbill-token");
+    let sb_creds = json!({"email": sb_email, "token": sb_token});
+    let mp_token = format!("{slug}-token");
+    sb.cdon.add_merchant(&slug, &mp_token);
     let conn = connection(
         pool,
         vault,
@@ -262,7 +317,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         Marketplace::Cdon,
         sb_settings("cdon", cdon_settings(&["SE", "NO", "DK", "FI"])),
         json!({"smartbill": sb_creds, "dhl": dhl_creds,
-               "cdon": {"merchant_id": "demo-smartbill", "token": "demo-smartbill-token"}}),
+               "cdon": {"merchant_id": slug, "token": mp_token}}),
         &[],
         "21",
     )
@@ -275,11 +330,12 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         label: "smartbill+cdon",
         tenant: t.clone(),
         conn,
-        account: "demo-smartbill".into(),
+        account: slug.clone(),
         skus: skus.clone(),
+        erp_account: sb_email.clone(),
     });
-    sb.celro
-        .add_account("demo-smartbill", "demo-smartbill-pass", 11);
+    let mp_pass = format!("{slug}-pass");
+    sb.celro.add_account(&slug, &mp_pass, 11);
     let lookups: Vec<(&str, &str)> = sb_items.iter().map(|i| (i.0, "1000")).collect();
     let conn = connection(
         pool,
@@ -289,7 +345,7 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         Marketplace::Celro,
         sb_settings("celro", celro_settings(11)),
         json!({"smartbill": sb_creds, "dhl": dhl_creds,
-               "celro": {"username": "demo-smartbill", "password": "demo-smartbill-pass"}}),
+               "celro": {"username": slug, "password": mp_pass}}),
         &lookups,
         "21",
     )
@@ -298,17 +354,141 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         label: "smartbill+celro",
         tenant: t,
         conn,
-        account: "demo-smartbill".into(),
+        account: slug,
         skus,
+        erp_account: sb_email,
     });
 
-    // WinMentor on its exchange directory.
+    if copy == 0 {
+        out.push(
+            seed_winmentor(
+                pool,
+                vault,
+                sb,
+                &dhl_settings,
+                &dhl_creds,
+                &flows,
+                &cdon_settings(&["SE", "DK"]),
+            )
+            .await?,
+        );
+    }
+
+    // Charisma: no stock operation, so the product holds the stock.
+    let app_id = if copy == 0 {
+        sb.charisma.seed_demo();
+        charisma::DEMO_APPLICATION_ID.to_owned()
+    } else {
+        let id = format!("demo-charisma-app{sfx}");
+        sb.charisma.add_application_id(&id);
+        id
+    };
+    let slug = format!("demo-charisma{sfx}");
+    let t = tenant(pool, &slug, "Demo Charisma shop").await?;
+    let mut ch = serde_json::to_value(charisma::Config {
+        endpoint: format!(
+            "{}{}",
+            sb.charisma_server.base_url(),
+            charisma::fake::SERVICE_PATH
+        ),
+        partner: charisma::PartnerStrategy::Generic {
+            partner_id: charisma::fake::GENERIC_PARTNER_ID.into(),
+            billing_address_id: Some(charisma::fake::GENERIC_ADDRESS_ID.into()),
+        },
+        ..charisma::Config::default()
+    })?;
+    ch["vat_ids"] = json!({"19": "28", "21": "32"});
+    ch["currency_ids"] = json!({"RON": "25", "EUR": "26"});
+    let mp_token = format!("{slug}-token");
+    sb.cdon.add_merchant(&slug, &mp_token);
+    let conn = connection(
+        pool,
+        vault,
+        &t,
+        Erp::Charisma,
+        Marketplace::Cdon,
+        json!({"charisma": ch, "cdon": cdon_settings(&["SE", "DK"]), "dhl": dhl_settings, "flows": flows}),
+        json!({"charisma": {"application_id": app_id}, "dhl": dhl_creds,
+               "cdon": {"merchant_id": slug, "token": mp_token}}),
+        &[],
+        "21",
+    )
+    .await?;
+    let ch_skus = vec![sku("MGZ-MUG-01")?, sku("MGZ-LAMP-02")?];
+    for s in &ch_skus {
+        db::flows::set_held_stock(pool, t.id, s, 25).await?;
+    }
+    out.push(Seeded {
+        label: "charisma+cdon",
+        tenant: t,
+        conn,
+        account: slug,
+        skus: ch_skus,
+        erp_account: app_id,
+    });
+
+    // lexoffice (EUR, no stock) on Cel.ro (RON).
+    let api_key = if copy == 0 {
+        lexoffice::DEMO_API_KEY.to_owned()
+    } else {
+        format!("demo-lexoffice-key{sfx}")
+    };
+    sb.lexoffice.seed_demo_for(&api_key);
+    let slug = format!("demo-lexoffice{sfx}");
+    let t = tenant(pool, &slug, "Demo lexoffice shop").await?;
+    let mp_pass = format!("{slug}-pass");
+    sb.celro.add_account(&slug, &mp_pass, 12);
+    let lx_skus = vec![sku("MUG-BLUE")?, sku("LAMP-DESK")?];
+    let lookups: Vec<(&str, &str)> = vec![
+        ("MUG-BLUE", "1000"),
+        ("LAMP-DESK", "1000"),
+        ("CHAIR-OAK", "1000"),
+    ];
+    let conn = connection(
+        pool,
+        vault,
+        &t,
+        Erp::Lexoffice,
+        Marketplace::Celro,
+        json!({"lexoffice": {"base_url": sb.lexoffice_server.base_url(), "http": http()},
+               "celro": celro_settings(12), "dhl": dhl_settings, "flows": flows}),
+        json!({"lexoffice": {"api_key": api_key}, "dhl": dhl_creds,
+               "celro": {"username": slug, "password": mp_pass}}),
+        &lookups,
+        "19",
+    )
+    .await?;
+    for s in &lx_skus {
+        db::flows::set_held_stock(pool, t.id, s, 20).await?;
+    }
+    out.push(Seeded {
+        label: "lexoffice+celro",
+        tenant: t,
+        conn,
+        account: slug,
+        skus: lx_skus,
+        erp_account: api_key,
+    });
+    Ok(out)
+}
+
+/// WinMentor+CDON on the sandbox's exchange directory (copy 0 only).
+async fn seed_winmentor(
+    pool: &PgPool,
+    vault: &Vault,
+    sb: &Sandbox,
+    dhl_settings: &Value,
+    dhl_creds: &Value,
+    flows: &Value,
+    cdon_settings: &Value,
+) -> anyhow::Result<Seeded> {
+    use connectors::conformance::ErpFake as _;
+    use connectors::winmentor;
     let wm_items = [
         ("MGZ-MUG-01", "Cana ceramica 350 ml", 4990, 40),
         ("MGZ-LAMP-02", "Lampa de birou LED", 18900, 12),
     ];
     for (s, name, cents, qty) in wm_items {
-        use connectors::conformance::ErpFake as _;
         sb.winmentor
             .seed_item(&sku(s)?, name, Decimal::new(cents, 2), qty, "Depozit");
     }
@@ -329,13 +509,13 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
         &t,
         Erp::WinMentor,
         Marketplace::Cdon,
-        json!({"winmentor": wm, "cdon": cdon_settings(&["SE", "DK"]), "dhl": dhl_settings, "flows": flows}),
+        json!({"winmentor": wm, "cdon": cdon_settings, "dhl": dhl_settings, "flows": flows}),
         json!({"dhl": dhl_creds, "cdon": {"merchant_id": "demo-winmentor", "token": "demo-winmentor-token"}}),
         &[],
         "21",
     )
     .await?;
-    out.push(Seeded {
+    Ok(Seeded {
         label: "winmentor+cdon",
         tenant: t,
         conn,
@@ -344,87 +524,8 @@ pub async fn seed(pool: &PgPool, vault: &Vault, sb: &Sandbox) -> anyhow::Result<
             .iter()
             .map(|i| sku(i.0))
             .collect::<anyhow::Result<_>>()?,
-    });
-
-    // Charisma: no stock operation, so the product holds the stock.
-    sb.charisma.seed_demo();
-    let t = tenant(pool, "demo-charisma", "Demo Charisma shop").await?;
-    let mut ch = serde_json::to_value(charisma::Config {
-        endpoint: format!(
-            "{}{}",
-            sb.charisma_server.base_url(),
-            charisma::fake::SERVICE_PATH
-        ),
-        partner: charisma::PartnerStrategy::Generic {
-            partner_id: charisma::fake::GENERIC_PARTNER_ID.into(),
-            billing_address_id: Some(charisma::fake::GENERIC_ADDRESS_ID.into()),
-        },
-        ..charisma::Config::default()
-    })?;
-    ch["vat_ids"] = json!({"19": "28", "21": "32"});
-    ch["currency_ids"] = json!({"RON": "25", "EUR": "26"});
-    sb.cdon.add_merchant("demo-charisma", "demo-charisma-token");
-    let conn = connection(
-        pool,
-        vault,
-        &t,
-        Erp::Charisma,
-        Marketplace::Cdon,
-        json!({"charisma": ch, "cdon": cdon_settings(&["SE", "DK"]), "dhl": dhl_settings, "flows": flows}),
-        json!({"charisma": {"application_id": charisma::DEMO_APPLICATION_ID}, "dhl": dhl_creds,
-               "cdon": {"merchant_id": "demo-charisma", "token": "demo-charisma-token"}}),
-        &[],
-        "21",
-    )
-    .await?;
-    let ch_skus = vec![sku("MGZ-MUG-01")?, sku("MGZ-LAMP-02")?];
-    for s in &ch_skus {
-        db::flows::set_held_stock(pool, t.id, s, 25).await?;
-    }
-    out.push(Seeded {
-        label: "charisma+cdon",
-        tenant: t,
-        conn,
-        account: "demo-charisma".into(),
-        skus: ch_skus,
-    });
-
-    // lexoffice (EUR, no stock) on Cel.ro (RON).
-    sb.lexoffice.seed_demo();
-    let t = tenant(pool, "demo-lexoffice", "Demo lexoffice shop").await?;
-    sb.celro
-        .add_account("demo-lexoffice", "demo-lexoffice-pass", 12);
-    let lx_skus = vec![sku("MUG-BLUE")?, sku("LAMP-DESK")?];
-    let lookups: Vec<(&str, &str)> = vec![
-        ("MUG-BLUE", "1000"),
-        ("LAMP-DESK", "1000"),
-        ("CHAIR-OAK", "1000"),
-    ];
-    let conn = connection(
-        pool,
-        vault,
-        &t,
-        Erp::Lexoffice,
-        Marketplace::Celro,
-        json!({"lexoffice": {"base_url": sb.lexoffice_server.base_url(), "http": http_fast()},
-               "celro": celro_settings(12), "dhl": dhl_settings, "flows": flows}),
-        json!({"lexoffice": {"api_key": lexoffice::DEMO_API_KEY}, "dhl": dhl_creds,
-               "celro": {"username": "demo-lexoffice", "password": "demo-lexoffice-pass"}}),
-        &lookups,
-        "19",
-    )
-    .await?;
-    for s in &lx_skus {
-        db::flows::set_held_stock(pool, t.id, s, 20).await?;
-    }
-    out.push(Seeded {
-        label: "lexoffice+celro",
-        tenant: t,
-        conn,
-        account: "demo-lexoffice".into(),
-        skus: lx_skus,
-    });
-    Ok(out)
+        erp_account: sb.winmentor_dir.display().to_string(),
+    })
 }
 
 /// Places one buyer's order for `sku` on the seeded connection's marketplace fake; returns the

@@ -25,9 +25,11 @@
 //! - [`config`]: layered typed configuration;
 //! - [`telemetry`]: JSON logs and Prometheus metrics.
 //!
-//! The binary's CLI lives in `src/cli.rs`; it is the only place that uses `anyhow`-style
-//! error reporting for the user, beside the thin process-assembly functions.
+//! [`cli`] is the `megzo` command line (the binary is `src/main.rs` over it; the fault tests
+//! build the same entry point into their own worker binary); it is the only place that uses
+//! `anyhow`-style error reporting for the user, beside the thin process-assembly functions.
 
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod db;

@@ -1,17 +1,6 @@
 //! `megzo`: the one binary of MEGZO Integrator Vortex. See `megzo --help`.
 
-mod cli;
-
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    workers::cli::main().await
 }

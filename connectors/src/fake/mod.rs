@@ -53,6 +53,9 @@ pub struct Faults {
     /// The next N **mutating** requests (not GET) are carried out, then the answer hangs for
     /// `hang_ms` (the client times out): the ambiguous create.
     pub next_commit_then_timeout: u32,
+    /// A random share of mutating requests is carried out, then hangs (a timeout that did
+    /// commit: what a real network gives as often as the timeout that did not).
+    pub rate_commit_then_timeout: f64,
     /// How long a hang lasts (default 60 s: longer than any client timeout).
     pub hang_ms: Option<u64>,
 }
@@ -196,7 +199,9 @@ impl Harness {
             Some(Fault::Timeout)
         } else if take(&mut f.next_garbage) || roll(f.rate_garbage) {
             Some(Fault::Garbage)
-        } else if mutating && take(&mut f.next_commit_then_timeout) {
+        } else if mutating
+            && (take(&mut f.next_commit_then_timeout) || roll(f.rate_commit_then_timeout))
+        {
             Some(Fault::CommitThenTimeout)
         } else {
             None

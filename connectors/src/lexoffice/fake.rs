@@ -1241,6 +1241,12 @@ impl LexofficeFake {
 
     /// Demo articles in the demo organization.
     pub fn seed_demo(&self) {
+        self.seed_demo_for(DEMO_API_KEY);
+    }
+
+    /// The demo articles in the organization of `api_key` (added if missing).
+    pub fn seed_demo_for(&self, api_key: &str) {
+        self.add_account(api_key);
         let demo = [
             ("MUG-BLUE", "Tasse blau", 1290, "GROSS"),
             ("LAMP-DESK", "Schreibtischlampe", 4990, "GROSS"),
@@ -1254,6 +1260,7 @@ impl LexofficeFake {
                 (None, Some(price))
             };
             let _ = self.seed_article(&SeedArticle {
+                api_key: Some(api_key.to_owned()),
                 article_number: number.into(),
                 title: title.into(),
                 gross_price,
