@@ -497,3 +497,31 @@ async fn flash_sale_never_oversells_across_cdon_and_celro(pool: PgPool) {
         assert_eq!(w.shown(p, &sku), Some(0), "{} shows 0", p.label);
     }
 }
+
+/// An order pulled before the product ever read the ERP's stock (a new merchant, the first
+/// heartbeat's order pull ahead of its stock push) is not cancelled as out of stock: the order
+/// flow reads the stock first.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_order_before_the_first_stock_read_is_documented_not_cancelled(pool: PgPool) {
+    let w = world(pool).await;
+    let s = w.pair("smartbill+celro").clone();
+    let sku = s.skus[0].clone();
+    assert!(
+        db::flows::stock_never_read(&w.pool, s.tenant.id, &[sku.as_str().to_owned()])
+            .await
+            .unwrap(),
+        "no stock read yet"
+    );
+    let id = demo::place_order(&w.sb, &s, &sku, 1).unwrap();
+    w.ok(&s, JobKind::OrderPull).await;
+    let row = order_row(&w, &s, &id).await;
+    assert_eq!(row.state, "created", "{row:?}");
+    let oid = ChannelOrderId::new(&id).unwrap();
+    assert_eq!(w.sb.smartbill.documents_for(&oid), 1);
+    assert!(
+        !db::flows::stock_never_read(&w.pool, s.tenant.id, &[sku.as_str().to_owned()])
+            .await
+            .unwrap(),
+        "the order flow read the ERP's stock"
+    );
+}

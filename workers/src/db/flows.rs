@@ -326,6 +326,26 @@ pub enum Reservation {
     Short { sku: String, wanted: u32, left: i64 },
 }
 
+/// Whether any of `skus` has no stock reading from the ERP yet (no row, or only the zero row a
+/// reservation creates): the order flow reads the ERP's stock first rather than cancel an order
+/// the stock may well cover.
+pub async fn stock_never_read(
+    pool: &PgPool,
+    tenant: TenantId,
+    skus: &[String],
+) -> Result<bool, DbError> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM UNNEST($2::text[]) AS s(sku)
+           LEFT JOIN stock_levels l ON l.tenant_id = $1 AND l.sku = s.sku
+           WHERE l.sku IS NULL OR (l.source = 'erp' AND l.read_at = '-infinity')"#,
+        tenant.0,
+        skus,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n > 0)
+}
+
 /// Counts an order's units against the tenant's stock, all lines or none, under row locks so
 /// that concurrent orders on every channel see each other: **the never-oversell decision**.
 /// Held stock is decremented at once (the reservation is then reflected); ERP stock keeps the

@@ -248,6 +248,15 @@ async fn locked(ctx: &Ctx, order: &Order, row_id: i64, fence: i64) -> Result<Han
         .iter()
         .map(|l| (l.sku.as_str().to_owned(), l.quantity))
         .collect();
+    // An order that arrives before the ERP's stock was ever read is not short: read it first.
+    let skus: Vec<String> = lines.iter().map(|l| l.0.clone()).collect();
+    if !ctx.held_stock()
+        && store::stock_never_read(&ctx.pool, ctx.tenant(), &skus)
+            .await
+            .map_err(JobError::retryable)?
+    {
+        super::stock::refresh_erp_stock(ctx).await?;
+    }
     match store::reserve_order(&ctx.pool, ctx.tenant(), row_id, &lines)
         .await
         .map_err(JobError::retryable)?
