@@ -26,9 +26,13 @@ pub enum JobKind {
     ReturnsReconcile,
 }
 
-/// Scheduling priority between kinds. Lower numbers are served first, strictly: a worker takes
-/// `High` work before any `Normal` work. Starvation of a tenant by another is prevented by the
-/// per-tenant concurrency cap and the per-tenant round robin inside a kind, not by priorities.
+/// Scheduling priority between kinds, as a weighted round robin of fetches: of every ten
+/// fetches a worker makes, six serve `High` kinds first, three `Normal` and one `Low` (see
+/// [`serve_order`]); a fetch fills what its lead priority cannot with the others, by priority.
+/// So orders and stock get most of the fleet, yet a flood of them (a flash sale: every order
+/// triggers a stock push) cannot starve AWBs or the catalog, which strict priority did (the
+/// fault run found it). Starvation of a tenant by another is prevented by the per-tenant
+/// concurrency cap and the per-tenant round robin inside a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -167,12 +171,41 @@ impl JobKind {
         )
     }
 
-    /// Kinds in the order a worker serves them: by priority, then by declaration.
+    /// Kinds by priority, then by declaration.
     pub fn by_priority() -> Vec<JobKind> {
         let mut kinds = Self::ALL.to_vec();
         kinds.sort_by_key(|k| k.policy().priority);
         kinds
     }
+}
+
+/// Which priority leads each fetch of a cycle of ten: six `High`, three `Normal`, one `Low`,
+/// spread out.
+const LEADS: [Priority; 10] = [
+    Priority::High,
+    Priority::Normal,
+    Priority::High,
+    Priority::High,
+    Priority::Low,
+    Priority::High,
+    Priority::Normal,
+    Priority::High,
+    Priority::High,
+    Priority::Normal,
+];
+
+/// The order in which fetch number `round` of a worker serves `kinds`: the kinds of the
+/// round's lead priority first, then the others by priority (each group keeping the order of
+/// `kinds`). Every kind is always in the list, so a fetch whose lead has nothing ready takes
+/// the next work at no cost.
+pub fn serve_order(kinds: &[JobKind], round: u64) -> Vec<JobKind> {
+    let lead = LEADS[(round % LEADS.len() as u64) as usize];
+    let mut out: Vec<JobKind> = kinds.to_vec();
+    out.sort_by_key(|k| {
+        let p = k.policy().priority;
+        (p != lead, p)
+    });
+    out
 }
 
 impl fmt::Display for JobKind {
@@ -194,6 +227,41 @@ impl FromStr for JobKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_priority_leads_its_share_of_fetches_and_every_kind_is_always_served() {
+        let all = JobKind::by_priority();
+        let mut leads = std::collections::HashMap::new();
+        for round in 0..100 {
+            let order = serve_order(&all, round);
+            let mut sorted = order.clone();
+            sorted.sort_by_key(|k| k.as_str());
+            let mut expected = all.clone();
+            expected.sort_by_key(|k| k.as_str());
+            assert_eq!(sorted, expected, "round {round}: every kind, once");
+            *leads.entry(order[0].policy().priority).or_insert(0) += 1;
+            // After the lead group, strict priority.
+            let lead = order[0].policy().priority;
+            let rest: Vec<_> = order
+                .iter()
+                .map(|k| k.policy().priority)
+                .filter(|p| *p != lead)
+                .collect();
+            assert!(rest.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
+        }
+        assert_eq!(leads[&Priority::High], 60);
+        assert_eq!(leads[&Priority::Normal], 30);
+        assert_eq!(leads[&Priority::Low], 10);
+        // Led by High, the order is the strict one.
+        assert_eq!(serve_order(&all, 0), all);
+        // A worker limited to some kinds gets only those.
+        let only = serve_order(&[JobKind::CatalogPush, JobKind::AwbPush], 4);
+        assert_eq!(
+            only,
+            vec![JobKind::CatalogPush, JobKind::AwbPush],
+            "round 4 is led by Low"
+        );
+    }
 
     #[test]
     fn kind_strings_are_stable() {

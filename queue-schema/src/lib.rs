@@ -23,6 +23,6 @@ pub mod state;
 
 pub use job::{AttemptError, ErrorClass, Job, JobId, JobSpec, OnceKey};
 pub use keys::KeyLayout;
-pub use kind::{JobKind, KindPolicy, Priority, UnknownKind};
+pub use kind::{JobKind, KindPolicy, Priority, UnknownKind, serve_order};
 pub use payload::{JobPayload, PayloadError, PayloadV1, Scope, Trigger};
 pub use state::JobState;

@@ -201,6 +201,13 @@ enum JobsCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the delayed jobs now (retries waiting out their backoff, jobs scheduled for later):
+    /// once an outage is over. Attempts and histories are kept.
+    RunNow {
+        /// At most this many.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -749,6 +756,11 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        JobsCmd::RunNow { limit } => {
+            let n = queue.run_delayed_now(limit).await?;
+            println!("{n} delayed jobs made due now");
+            Ok(())
+        }
         JobsCmd::Replay {
             id,
             filter,
@@ -1006,6 +1018,9 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
     deps.vault = Some(vault.clone());
     deps.options = cfg.flows.options();
     deps.options.settle_wait = deps.options.settle_wait.min(Duration::from_secs(2));
+    // The demo's merchants invoice within seconds, not hours.
+    deps.options.invoice_recheck = Duration::from_secs(2);
+    deps.options.invoice_recheck_cap = Duration::from_secs(10);
     let mut runs = Vec::new();
     for i in 0..args.workers.max(1) {
         let opts = backend_options(

@@ -106,8 +106,14 @@ pub struct FlowsConfig {
     pub awb_lookup_grace_secs: u64,
     /// Every this many heartbeats `stock_push` re-sends every listed SKU (0: never).
     pub reconcile_every: u32,
-    /// Orders handled per run of `invoice_attach` and `awb_push`.
+    /// Orders handled per run of `awb_push` (and stored orders resumed per `order_pull`).
     pub batch: u32,
+    /// ERP invoice checks per run of `invoice_attach`.
+    pub invoice_batch: u32,
+    /// An order the merchant has not invoiced yet is checked again after this many seconds,
+    /// doubling each time up to `invoice_recheck_cap_secs`.
+    pub invoice_recheck_secs: u64,
+    pub invoice_recheck_cap_secs: u64,
 }
 
 impl Default for FlowsConfig {
@@ -120,6 +126,9 @@ impl Default for FlowsConfig {
             awb_lookup_grace_secs: o.awb_lookup_grace.as_secs(),
             reconcile_every: u32::try_from(o.reconcile_every).unwrap_or(0),
             batch: u32::try_from(o.batch).unwrap_or(1),
+            invoice_batch: u32::try_from(o.invoice_batch).unwrap_or(1),
+            invoice_recheck_secs: o.invoice_recheck.as_secs(),
+            invoice_recheck_cap_secs: o.invoice_recheck_cap.as_secs(),
         }
     }
 }
@@ -135,6 +144,12 @@ impl FlowsConfig {
             awb_lookup_grace: Duration::from_secs(self.awb_lookup_grace_secs),
             reconcile_every: i64::from(self.reconcile_every),
             batch: i64::from(self.batch.max(1)),
+            invoice_batch: i64::from(self.invoice_batch.max(1)),
+            invoice_recheck: Duration::from_secs(self.invoice_recheck_secs.max(1)),
+            invoice_recheck_cap: Duration::from_secs(
+                self.invoice_recheck_cap_secs
+                    .max(self.invoice_recheck_secs.max(1)),
+            ),
         }
     }
 }

@@ -42,6 +42,21 @@ struct World {
 }
 
 async fn world(pool: PgPool) -> World {
+    world_with(
+        pool,
+        FlowOptions {
+            settle_wait: Duration::from_secs(3),
+            settle_poll: Duration::from_millis(50),
+            awb_lookup_grace: Duration::from_millis(10),
+            // Every run asks the ERP about every waiting invoice (the cycle runs in seconds).
+            invoice_recheck: Duration::ZERO,
+            ..FlowOptions::default()
+        },
+    )
+    .await
+}
+
+async fn world_with(pool: PgPool, options: FlowOptions) -> World {
     let sb = Sandbox::start(&Addrs::any(), false).await.expect("sandbox");
     let vault = demo::demo_vault().expect("vault");
     let seeded = demo::seed(&pool, &vault, &sb).await.expect("seed");
@@ -51,12 +66,7 @@ async fn world(pool: PgPool) -> World {
         vault: Some(vault.clone()),
         limits: Default::default(),
         mapping: Default::default(),
-        options: FlowOptions {
-            settle_wait: Duration::from_secs(3),
-            settle_poll: Duration::from_millis(50),
-            awb_lookup_grace: Duration::from_millis(10),
-            ..FlowOptions::default()
-        },
+        options,
     };
     World {
         pool,
@@ -76,10 +86,20 @@ impl World {
     }
 
     async fn run(&self, s: &Seeded, kind: JobKind, scope: Scope) -> Result<(), JobError> {
+        self.run_by(s, kind, scope, Trigger::Manual).await
+    }
+
+    async fn run_by(
+        &self,
+        s: &Seeded,
+        kind: JobKind,
+        scope: Scope,
+        trigger: Trigger,
+    ) -> Result<(), JobError> {
         let job = Job {
             id: JobId::new(),
             kind,
-            payload: JobPayload::v1(s.tenant.id, s.conn.id, scope, Trigger::Manual),
+            payload: JobPayload::v1(s.tenant.id, s.conn.id, scope, trigger),
             attempt: 1,
             max_attempts: 5,
             enqueued_at_ms: 0,
@@ -524,4 +544,46 @@ async fn an_order_before_the_first_stock_read_is_documented_not_cancelled(pool: 
             .unwrap(),
         "the order flow read the ERP's stock"
     );
+}
+
+/// An order the merchant has not invoiced yet is not asked about on every run: its next check
+/// waits (1 minute, doubling), so uninvoiced orders cannot spend the ERP account's budget; an
+/// ERP webhook about an invoice checks at once.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn waiting_invoices_are_checked_on_their_own_schedule(pool: PgPool) {
+    let w = world_with(
+        pool,
+        FlowOptions {
+            settle_wait: Duration::from_secs(3),
+            settle_poll: Duration::from_millis(50),
+            ..FlowOptions::default()
+        },
+    )
+    .await;
+    let s = w.pair("lexoffice+celro").clone();
+    let id = demo::place_order(&w.sb, &s, &s.skus[0], 1).unwrap();
+    w.ok(&s, JobKind::OrderPull).await;
+    let calls = || w.sb.lexoffice.harness().stats().requests;
+
+    let before = calls();
+    w.ok(&s, JobKind::InvoiceAttach).await;
+    assert!(calls() > before, "the first run asks the ERP");
+    let row = order_row(&w, &s, &id).await;
+    assert_eq!(row.invoice_state.as_deref(), Some("waiting"));
+
+    let before = calls();
+    for _ in 0..3 {
+        w.ok(&s, JobKind::InvoiceAttach).await;
+    }
+    assert_eq!(calls(), before, "not due again for a minute: no ERP call");
+
+    // The merchant invoices; lexoffice's webhook wakes the flow, which checks at once.
+    let doc: SalesDocument =
+        serde_json::from_value(order_row(&w, &s, &id).await.document_json.unwrap()).unwrap();
+    w.sb.lexoffice.merchant_invoices(&doc);
+    w.run_by(&s, JobKind::InvoiceAttach, Scope::All, Trigger::Webhook)
+        .await
+        .unwrap();
+    let row = order_row(&w, &s, &id).await;
+    assert_eq!(row.invoice_state.as_deref(), Some("attached"), "{row:?}");
 }

@@ -629,6 +629,28 @@ pub async fn set_invoice(
     Ok(())
 }
 
+/// The ERP has no invoice for the order yet: `waiting`, checked again after
+/// `base × 2^(checks so far)`, at most `cap`.
+pub async fn invoice_waiting(
+    pool: &PgPool,
+    order_row: i64,
+    base: std::time::Duration,
+    cap: std::time::Duration,
+) -> Result<(), DbError> {
+    sqlx::query!(
+        "UPDATE orders SET invoice_state = 'waiting', invoice_checks = invoice_checks + 1,
+                invoice_next_check_at = now() + LEAST($3::bigint,
+                    $2::bigint * (2 ^ LEAST(invoice_checks, 30))::bigint) * interval '1 millisecond'
+         WHERE id = $1 AND invoice_state IS DISTINCT FROM 'attached'",
+        order_row,
+        base.as_millis() as i64,
+        cap.as_millis() as i64,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Writes the AWB intent (the reference) before the courier is called. Returns the reference
 /// stored, which is the one an earlier attempt wrote if there was one.
 pub async fn awb_intent(pool: &PgPool, order_row: i64, reference: &str) -> Result<String, DbError> {
@@ -857,12 +879,25 @@ impl Need {
     }
 }
 
-/// A connection's orders waiting for `need`, oldest first, at most `limit`.
+/// A connection's orders waiting for `need`, oldest first, at most `limit`. For
+/// [`Need::Invoice`], only the orders whose next check is due (see [`invoice_waiting`]).
 pub async fn orders_needing(
     pool: &PgPool,
     connection: ConnectionId,
     need: Need,
     limit: i64,
+) -> Result<Vec<OrderWork>, DbError> {
+    orders_needing_when(pool, connection, need, limit, false).await
+}
+
+/// As [`orders_needing`]; `due_or_not` also takes the invoice checks not due yet (an ERP's
+/// webhook said an invoice exists).
+pub async fn orders_needing_when(
+    pool: &PgPool,
+    connection: ConnectionId,
+    need: Need,
+    limit: i64,
+    due_or_not: bool,
 ) -> Result<Vec<OrderWork>, DbError> {
     let rows = sqlx::query_as!(
         OrderWork,
@@ -871,14 +906,16 @@ pub async fn orders_needing(
                 shipped_at, updated_at
          FROM orders
          WHERE connection_id = $1 AND state = 'created' AND CASE $2
-             WHEN 'invoice' THEN invoice_state IS NULL OR invoice_state = 'waiting'
+             WHEN 'invoice' THEN (invoice_state IS NULL OR invoice_state = 'waiting')
+                 AND ($4 OR invoice_next_check_at IS NULL OR invoice_next_check_at <= now())
              WHEN 'awb' THEN accepted_at IS NOT NULL AND (awb_state IS NULL OR awb_state = 'intent')
              WHEN 'ship' THEN awb_state = 'created' AND shipped_at IS NULL
              ELSE false END
-         ORDER BY id LIMIT $3",
+         ORDER BY invoice_next_check_at NULLS FIRST, id LIMIT $3",
         connection.0,
         need.as_str(),
         limit,
+        due_or_not,
     )
     .fetch_all(pool)
     .await?;

@@ -49,9 +49,18 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) async fn invoices(ctx: &Ctx) -> Result<(), JobError> {
-    let rows = store::orders_needing(&ctx.pool, ctx.conn.id, Need::Invoice, ctx.options.batch)
-        .await
-        .map_err(JobError::retryable)?;
+    // Each waiting order has its own check schedule (so a few hundred uninvoiced orders cannot
+    // spend the ERP account's budget); an ERP webhook about an invoice checks them at once.
+    let woken = matches!(ctx.trigger, queue_schema::Trigger::Webhook);
+    let rows = store::orders_needing_when(
+        &ctx.pool,
+        ctx.conn.id,
+        Need::Invoice,
+        ctx.options.invoice_batch,
+        woken,
+    )
+    .await
+    .map_err(JobError::retryable)?;
     let erp_cannot = ctx.erp.capabilities().why_not(Flow::InvoiceAttach);
     let market_cannot = ctx.market.capabilities().why_not(Flow::InvoiceAttach);
     let mut failures = Vec::new();
@@ -66,9 +75,14 @@ pub(crate) async fn invoices(ctx: &Ctx) -> Result<(), JobError> {
         let pdf = match ctx.erp.invoice_pdf(&doc).await {
             Ok(Some(pdf)) => pdf,
             Ok(None) => {
-                store::set_invoice(&ctx.pool, row.id, "waiting", None, None)
-                    .await
-                    .map_err(JobError::retryable)?;
+                store::invoice_waiting(
+                    &ctx.pool,
+                    row.id,
+                    ctx.options.invoice_recheck,
+                    ctx.options.invoice_recheck_cap,
+                )
+                .await
+                .map_err(JobError::retryable)?;
                 continue;
             }
             Err(e) if e.class() == ErrorClass::Retryable => return Err(e.into()),

@@ -91,6 +91,12 @@ pub struct FlowOptions {
     pub reconcile_every: i64,
     /// Orders handled per run of the follow-up flows.
     pub batch: i64,
+    /// ERP invoice checks per run of `invoice_attach` (the rest wait for the next run).
+    pub invoice_batch: i64,
+    /// An order whose invoice the ERP does not have yet is asked about again after this long,
+    /// doubling each time up to `invoice_recheck_cap`.
+    pub invoice_recheck: Duration,
+    pub invoice_recheck_cap: Duration,
 }
 
 impl Default for FlowOptions {
@@ -102,6 +108,9 @@ impl Default for FlowOptions {
             awb_lookup_grace: Duration::from_secs(30 * 60),
             reconcile_every: 12,
             batch: 200,
+            invoice_batch: 25,
+            invoice_recheck: Duration::from_secs(60),
+            invoice_recheck_cap: Duration::from_secs(3600),
         }
     }
 }

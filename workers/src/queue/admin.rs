@@ -284,6 +284,32 @@ impl Queue {
         Ok(())
     }
 
+    /// Makes up to `limit` delayed jobs (retries waiting out their backoff, jobs scheduled for
+    /// later) due now, so the next fetch runs them: support's "retry now" once an outage is
+    /// over. Their attempt counts and histories are kept. Returns how many were moved. A job
+    /// promoted or deleted meanwhile is left alone (`ZADD XX` only updates members present).
+    pub async fn run_delayed_now(&self, limit: usize) -> Result<usize, QueueError> {
+        let delayed = self.keys().delayed();
+        let mut conn = self.connection();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&delayed)
+            .arg(0)
+            .arg(limit.max(1) as i64 - 1)
+            .query_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = self.queue_now_ms().await?;
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&delayed).arg("XX").arg("CH");
+        for id in &ids {
+            cmd.arg(now).arg(id);
+        }
+        let changed: usize = cmd.query_async(&mut conn).await?;
+        Ok(changed)
+    }
+
     /// Removes a dead job from Redis (after it was replayed from Postgres).
     pub async fn forget_dead(&self, id: JobId) -> Result<(), QueueError> {
         let mut pipe = redis::pipe();

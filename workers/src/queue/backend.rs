@@ -47,7 +47,8 @@ use crate::telemetry::metrics as m;
 pub struct BackendOptions {
     /// Unique per process; shown in the fleet view and in every attempt's record.
     pub worker_id: String,
-    /// Kinds this worker runs, in the order it serves them.
+    /// Kinds this worker runs (served by [`queue_schema::serve_order`]: a weighted round robin
+    /// of priorities).
     pub kinds: Vec<JobKind>,
     /// Jobs run at once by this process.
     pub concurrency: usize,
@@ -502,6 +503,7 @@ async fn fetcher(
 ) {
     let opts = shared.opts.clone();
     let mut backoff = redis_backoff();
+    let mut round: u64 = 0;
     loop {
         let first = tokio::select! {
             biased;
@@ -519,10 +521,12 @@ async fn fetcher(
         // reply was lost come back to this worker instead of waiting out their lease. Not
         // abandoned on shutdown: shutdown waits for this loop, then releases what it got.
         let request = uuid::Uuid::new_v4().simple().to_string();
+        let kinds = queue_schema::serve_order(&opts.kinds, round);
+        round = round.wrapping_add(1);
         let jobs = loop {
             match shared
                 .queue
-                .fetch(&shared.worker_id, slots.len(), &opts.kinds, &request)
+                .fetch(&shared.worker_id, slots.len(), &kinds, &request)
                 .await
             {
                 Ok(jobs) => {
