@@ -195,16 +195,25 @@ const LEADS: [Priority; 10] = [
 ];
 
 /// The order in which fetch number `round` of a worker serves `kinds`: the kinds of the
-/// round's lead priority first, then the others by priority (each group keeping the order of
-/// `kinds`). Every kind is always in the list, so a fetch whose lead has nothing ready takes
-/// the next work at no cost.
+/// round's lead priority first, then the others by priority; inside each priority the kinds
+/// take turns (rotated by `round`), because a fetch usually fills one freed slot and would
+/// otherwise always go to the same kind (a stock push after every order starving the order
+/// pulls, invoice checks starving the AWBs). Every kind is always in the list, so a fetch whose
+/// first kinds have nothing ready takes the next work at no cost.
 pub fn serve_order(kinds: &[JobKind], round: u64) -> Vec<JobKind> {
     let lead = LEADS[(round % LEADS.len() as u64) as usize];
-    let mut out: Vec<JobKind> = kinds.to_vec();
-    out.sort_by_key(|k| {
+    let mut groups: std::collections::BTreeMap<(bool, Priority), Vec<JobKind>> =
+        std::collections::BTreeMap::new();
+    for k in kinds {
         let p = k.policy().priority;
-        (p != lead, p)
-    });
+        groups.entry((p != lead, p)).or_default().push(*k);
+    }
+    let mut out = Vec::with_capacity(kinds.len());
+    for (_, mut group) in groups {
+        let turn = (round % group.len() as u64) as usize;
+        group.rotate_left(turn);
+        out.extend(group);
+    }
     out
 }
 
@@ -240,7 +249,7 @@ mod tests {
             expected.sort_by_key(|k| k.as_str());
             assert_eq!(sorted, expected, "round {round}: every kind, once");
             *leads.entry(order[0].policy().priority).or_insert(0) += 1;
-            // After the lead group, strict priority.
+            // After the lead group, by priority.
             let lead = order[0].policy().priority;
             let rest: Vec<_> = order
                 .iter()
@@ -252,8 +261,12 @@ mod tests {
         assert_eq!(leads[&Priority::High], 60);
         assert_eq!(leads[&Priority::Normal], 30);
         assert_eq!(leads[&Priority::Low], 10);
-        // Led by High, the order is the strict one.
-        assert_eq!(serve_order(&all, 0), all);
+        // Inside a priority the kinds take turns at being first.
+        let mut firsts = std::collections::HashSet::new();
+        for round in 0..100 {
+            firsts.insert(serve_order(&all, round)[0]);
+        }
+        assert_eq!(firsts.len(), JobKind::ALL.len(), "{firsts:?}");
         // A worker limited to some kinds gets only those.
         let only = serve_order(&[JobKind::CatalogPush, JobKind::AwbPush], 4);
         assert_eq!(

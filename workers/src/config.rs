@@ -114,6 +114,8 @@ pub struct FlowsConfig {
     /// doubling each time up to `invoice_recheck_cap_secs`.
     pub invoice_recheck_secs: u64,
     pub invoice_recheck_cap_secs: u64,
+    /// A follow-up run stops taking new orders after this many seconds (the next run goes on).
+    pub run_budget_secs: u64,
 }
 
 impl Default for FlowsConfig {
@@ -129,6 +131,7 @@ impl Default for FlowsConfig {
             invoice_batch: u32::try_from(o.invoice_batch).unwrap_or(1),
             invoice_recheck_secs: o.invoice_recheck.as_secs(),
             invoice_recheck_cap_secs: o.invoice_recheck_cap.as_secs(),
+            run_budget_secs: o.run_budget.as_secs(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl FlowsConfig {
                 self.invoice_recheck_cap_secs
                     .max(self.invoice_recheck_secs.max(1)),
             ),
+            run_budget: Duration::from_secs(self.run_budget_secs.max(1)),
         }
     }
 }

@@ -587,3 +587,24 @@ async fn waiting_invoices_are_checked_on_their_own_schedule(pool: PgPool) {
     let row = order_row(&w, &s, &id).await;
     assert_eq!(row.invoice_state.as_deref(), Some("attached"), "{row:?}");
 }
+
+/// A worker killed between claiming an order's row and storing the order on it leaves a row
+/// with neither; the order comes back in the next listing (the cursor did not move), and that
+/// run stores it, so the follow-ups (AWB, invoice) find the order. Found by the fault run.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_order_claimed_by_a_killed_worker_gets_its_payload_and_follow_ups(pool: PgPool) {
+    let w = world(pool).await;
+    let s = w.pair("smartbill+celro").clone();
+    let id = demo::place_order(&w.sb, &s, &s.skus[0], 1).unwrap();
+    // The crash: the claim committed, nothing after it.
+    db::claim_order(&w.pool, s.tenant.id, s.conn.marketplace.as_str(), &id)
+        .await
+        .unwrap();
+    w.ok(&s, JobKind::OrderPull).await;
+    let row = order_row(&w, &s, &id).await;
+    assert_eq!(row.state, "created");
+    assert!(row.order_json.is_some(), "the order is stored on its row");
+    w.ok(&s, JobKind::AwbPush).await;
+    let row = order_row(&w, &s, &id).await;
+    assert_eq!(row.awb_state.as_deref(), Some("created"), "{row:?}");
+}

@@ -515,7 +515,10 @@ pub struct OrderWork {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Stores the pulled order (canonical JSON) and its connection on its row.
+/// Stores the pulled order (canonical JSON) and its connection on its row, unless the row has
+/// them already. Called on a new claim and again whenever an existing row is listed: a process
+/// killed between the claim and this write leaves a row without them, and the order comes back
+/// in the next listing because the cursor did not move.
 pub async fn store_order_payload(
     pool: &PgPool,
     order_row: i64,
@@ -523,7 +526,8 @@ pub async fn store_order_payload(
     order: &serde_json::Value,
 ) -> Result<(), DbError> {
     sqlx::query!(
-        "UPDATE orders SET connection_id = $2, order_json = $3 WHERE id = $1",
+        "UPDATE orders SET connection_id = $2, order_json = $3
+         WHERE id = $1 AND (connection_id IS NULL OR order_json IS NULL)",
         order_row,
         connection.0,
         order,

@@ -270,7 +270,14 @@ pub(crate) async fn awbs(ctx: &Ctx) -> Result<(), JobError> {
     let rows = store::orders_needing(&ctx.pool, ctx.conn.id, Need::Awb, ctx.options.batch)
         .await
         .map_err(JobError::retryable)?;
+    // The courier's rate limit paces this loop: stop within the run budget and leave the rest
+    // to the next run, instead of running into the job's timeout.
+    let started = std::time::Instant::now();
     for row in rows {
+        if started.elapsed() > ctx.options.run_budget {
+            tracing::info!("awb_push: run budget spent; the next run goes on");
+            break;
+        }
         let Some(courier) = ctx.courier.clone() else {
             store::awb_parked(
                 &ctx.pool,

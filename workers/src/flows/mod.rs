@@ -97,6 +97,9 @@ pub struct FlowOptions {
     /// doubling each time up to `invoice_recheck_cap`.
     pub invoice_recheck: Duration,
     pub invoice_recheck_cap: Duration,
+    /// A follow-up run (`awb_push`) stops taking new orders after this long and leaves them to
+    /// the next run, well within its kind's timeout.
+    pub run_budget: Duration,
 }
 
 impl Default for FlowOptions {
@@ -111,6 +114,7 @@ impl Default for FlowOptions {
             invoice_batch: 25,
             invoice_recheck: Duration::from_secs(60),
             invoice_recheck_cap: Duration::from_secs(3600),
+            run_budget: Duration::from_secs(60),
         }
     }
 }
@@ -363,6 +367,20 @@ async fn context(flows: &Flows, conn: Connection, trigger: Trigger) -> Result<Ct
     })
 }
 
+/// A flow's run lock, released when the run ends (and expiring with its TTL if the process
+/// dies).
+struct RunLock(Option<crate::lock::OrderLock>);
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if let Some(lock) = self.0.take() {
+            tokio::spawn(async move {
+                let _ = lock.release().await;
+            });
+        }
+    }
+}
+
 async fn run_flow(flows: &Flows, job: &Job) -> Result<(), JobError> {
     let pool = &flows.pool;
     let tenant = job.payload.tenant();
@@ -395,16 +413,56 @@ async fn run_flow(flows: &Flows, job: &Job) -> Result<(), JobError> {
             job.kind, conn.erp, conn.marketplace
         ))),
         _ => {
+            // One run at a time per connection for the flows that work through the same stored
+            // rows (two `awb_push` runs at once would both mint an order's AWB). A run that
+            // finds another in progress: a heartbeat's is covered by it, a wake-up's runs
+            // again shortly (snoozed: not a failed attempt).
+            let mut run_lock = if matches!(
+                job.kind,
+                JobKind::CatalogPush
+                    | JobKind::InvoiceAttach
+                    | JobKind::AwbPush
+                    | JobKind::ReturnsReconcile
+            ) {
+                let resource = format!("run:{}:{}", job.kind.as_str(), conn.id);
+                match crate::lock::OrderLock::try_acquire(
+                    &flows.queue,
+                    &tenant.to_string(),
+                    &resource,
+                    flows.options.lock_ttl,
+                )
+                .await
+                .map_err(JobError::retryable)?
+                {
+                    Some(lock) => Some(RunLock(Some(lock))),
+                    None if matches!(job.payload.trigger(), Trigger::Heartbeat { .. }) => {
+                        tracing::info!(
+                            job_kind = job.kind.as_str(),
+                            "another run of this flow is in progress; it covers this one"
+                        );
+                        return Ok(());
+                    }
+                    None => return Err(JobError::Snooze(Duration::from_secs(2))),
+                }
+            } else {
+                None
+            };
             let ctx = context(flows, conn, job.payload.trigger().clone()).await?;
             let scope = job.payload.scope().clone();
-            match job.kind {
+            let result = match job.kind {
                 JobKind::CatalogPush => catalog::run(&ctx).await,
                 JobKind::StockPush => stock::run(&ctx, &scope).await,
                 JobKind::OrderPull => orders::run(&ctx).await,
                 JobKind::InvoiceAttach => followups::invoices(&ctx).await,
                 JobKind::AwbPush => followups::awbs(&ctx).await,
                 JobKind::ReturnsReconcile => returns::run(&ctx).await,
+            };
+            // Released now, so the next run (a retry, the next heartbeat) finds it free; the
+            // drop only covers a run cut short (timeout, panic).
+            if let Some(lock) = run_lock.as_mut().and_then(|l| l.0.take()) {
+                let _ = lock.release().await;
             }
+            result
         }
     }
 }

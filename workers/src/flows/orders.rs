@@ -159,6 +159,10 @@ pub(crate) async fn handle(ctx: &Ctx, order: &Order) -> Result<Handled, JobError
             row
         }
         Claim::Existing(row) => {
+            let json = serde_json::to_value(order).map_err(JobError::permanent)?;
+            store::store_order_payload(&ctx.pool, row.id, ctx.conn.id, &json)
+                .await
+                .map_err(JobError::retryable)?;
             if row.state == OrderState::Created {
                 if let Some(w) =
                     store::order_work(&ctx.pool, ctx.tenant(), ctx.channel, order.id.as_str())
