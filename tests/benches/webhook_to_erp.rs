@@ -130,6 +130,9 @@ struct Pending {
     target: usize,
     order: String,
     t0: Instant,
+    /// lexoffice only: the fake's count of order confirmations when the order was last looked
+    /// for; while it has not moved, no new document can be there.
+    lx_count: Option<u64>,
 }
 
 /// What the driver and the poller record.
@@ -700,11 +703,14 @@ async fn measured(
                 let began = Instant::now();
                 // Taken out of the lock while the fakes are asked, so the driver never waits.
                 let batch = std::mem::take(&mut *record.pending.lock().unwrap());
+                let lx_now = sb.lexoffice.counts().order_confirmations_created;
                 let mut found = Vec::new();
                 let mut left = Vec::with_capacity(batch.len());
-                for p in batch {
+                for mut p in batch {
                     // Every tick during the first FINE after t0, every 4th after that.
-                    if p.t0.elapsed() > FINE && !ticks.is_multiple_of(4) {
+                    if (p.t0.elapsed() > FINE && !ticks.is_multiple_of(4))
+                        || p.lx_count == Some(lx_now)
+                    {
                         left.push(p);
                         continue;
                     }
@@ -715,10 +721,12 @@ async fn measured(
                             .smartbill
                             .documents_of(Some(account), &p.order)
                             .is_empty(),
-                        _ => !sb
-                            .lexoffice
-                            .documents_for_order(account, &p.order)
-                            .is_empty(),
+                        _ => {
+                            p.lx_count = Some(lx_now);
+                            !sb.lexoffice
+                                .documents_for_order(account, &p.order)
+                                .is_empty()
+                        }
                     };
                     if there {
                         found.push((p.target, p.t0.elapsed()));
@@ -788,6 +796,7 @@ async fn measured(
                 target: ti,
                 order,
                 t0,
+                lx_count: None,
             });
             let answer = client
                 .post(&t.url)

@@ -566,7 +566,7 @@ async fn the_promises_hold_under_faults_kills_and_a_redis_restart(pool: PgPool) 
         by_state.get("created").copied().unwrap_or(0) > ORDERS / 2,
         "most orders sell: {by_state:?}"
     );
-    assert!(injected > 1_000, "faults were injected: {injected}");
+    assert!(injected > 500, "faults were injected: {injected}");
     eprintln!(
         "fault run: orders {by_state:?}; {} AWBs; {} dead jobs; {injected} faults injected; {kills} kills; {:?} in all",
         minted.len(),
