@@ -5,7 +5,8 @@
 //! Each connector supplies what is its own: how to read its error bodies ([`ErrorBody`]), and
 //! which calls are safe to repeat ([`Safety`]).
 
-use std::sync::{Arc, Once};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Once};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -118,6 +119,46 @@ pub fn snippet(body: &[u8]) -> String {
 
 static CRYPTO: Once = Once::new();
 
+/// The process's reqwest clients, one per tokio runtime and pair of timeouts (the only
+/// client-level settings a connector's config can change). Building a client loads the
+/// platform's TLS roots, which costs milliseconds of CPU; sharing one also shares its connection
+/// pool, so keep-alive connections to an API outlive the connector client that opened them.
+/// Per runtime, because a pooled connection is driven by a task of the runtime that opened it
+/// and dies with it (a process has one; a test binary has one per test).
+type ClientKey = (Option<tokio::runtime::Id>, u64, u64);
+static CLIENTS: LazyLock<Mutex<HashMap<ClientKey, reqwest::Client>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Runtimes × timeout pairs kept before the map starts over (only test binaries get near it).
+const SHARED_CLIENTS_MAX: usize = 64;
+
+fn shared_client(settings: &HttpSettings) -> std::result::Result<reqwest::Client, reqwest::Error> {
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    let key = (runtime, settings.timeout_ms, settings.connect_timeout_ms);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = clients.get(&key) {
+        return Ok(c.clone());
+    }
+    if clients.len() >= SHARED_CLIENTS_MAX {
+        clients.clear();
+    }
+    CRYPTO.call_once(|| {
+        // Fails only when another provider was installed first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.timeout_ms))
+        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .user_agent(concat!(
+            "megzo-integrator-vortex/",
+            env!("CARGO_PKG_VERSION"),
+            " (+https://megzo.example/vortex)"
+        ))
+        .build()?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
 /// One connector's HTTP client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Http {
@@ -136,19 +177,7 @@ impl Http {
         error_body: ErrorBody,
     ) -> Result<Self> {
         settings.validate(system)?;
-        CRYPTO.call_once(|| {
-            // Fails only when another provider was installed first, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .user_agent(concat!(
-                "megzo-integrator-vortex/",
-                env!("CARGO_PKG_VERSION"),
-                " (+https://megzo.example/vortex)"
-            ))
-            .build()
+        let client = shared_client(settings)
             .map_err(|e| ConnectorError::config(system, format!("HTTP client: {e}")))?;
         Ok(Self {
             system,

@@ -89,6 +89,12 @@ enum Cmd {
     /// loopback; WinMentor on an exchange directory) with demo data, and print their URLs and
     /// demo credentials; runs until Ctrl-C.
     Sandbox(SandboxArgs),
+    /// The support console and vendor panel: JSON admin API (/api/v1, OpenAPI at
+    /// /api/openapi.json) and web pages (/ui/), with roles, API tokens and sessions.
+    Serve(crate::cli_console::ServeArgs),
+    /// Console users (operator, support, vendor) and their API tokens.
+    #[command(subcommand)]
+    Users(crate::cli_console::UsersCmd),
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +271,9 @@ struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration_secs: Option<u64>,
+    /// Address of the support console (`off`: none).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    console: String,
 }
 
 /// The whole program: parses the arguments, runs the command, reports an error on stderr.
@@ -394,6 +403,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Sandbox(args) => sandbox(args).await,
+        Cmd::Serve(args) => {
+            let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
+            crate::cli_console::serve(pool, queue, args, shutdown_signal()).await
+        }
+        Cmd::Users(cmd) => crate::cli_console::users(&pg(&cfg).await?, cmd).await,
         Cmd::Mapping(cmd) => mapping(cfg, cmd).await,
         Cmd::Rates(cmd) => rates(cfg, cmd).await,
     }
@@ -1000,6 +1014,16 @@ async fn demo(cfg: Config, args: DemoArgs) -> anyhow::Result<()> {
     tokio::spawn(stop);
     let sidecars = process::Sidecars::start(&queue, &pool, &cfg.worker.http_addr).await?;
     println!("metrics on http://{}/metrics", sidecars.addr);
+    if args.console != "off" {
+        crate::cli_console::demo_console(
+            &pool,
+            &queue,
+            vault.clone(),
+            &args.console,
+            cancel.clone(),
+        )
+        .await?;
+    }
     let sched = {
         let c = cancel.clone();
         tokio::spawn(heartbeat::run_scheduler(
@@ -1654,28 +1678,8 @@ async fn catalog_sample(
     limit: usize,
 ) -> anyhow::Result<Vec<canonical::mapping::Record>> {
     let conn = find_connection(pool, connection).await?;
-    let items = if conn.erp == Erp::Noop {
-        connectors::noop::demo_catalog()
-    } else {
-        let vault = crate::vault::Vault::from_env().ok();
-        let creds = match &vault {
-            Some(v) => db::load_credentials(pool, v, connection).await?,
-            None => None,
-        };
-        let settings = conn.settings.as_object().cloned().unwrap_or_default();
-        let erp =
-            crate::connect::erp(conn.erp, &settings, creds.as_ref(), None)?.with_context(|| {
-                format!("{} has no catalog to sample: pass --sample FILE", conn.erp)
-            })?;
-        erp.catalog()
-            .await
-            .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?
-    };
-    Ok(items
-        .iter()
-        .take(limit)
-        .map(|i| connectors::mapping::catalog_record(i, None))
-        .collect())
+    let vault = crate::vault::Vault::from_env().ok();
+    crate::mapping::catalog_sample(pool, vault.as_ref(), &conn, limit).await
 }
 
 #[derive(Debug, Subcommand)]

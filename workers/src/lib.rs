@@ -30,8 +30,10 @@
 //! `anyhow`-style error reporting for the user, beside the thin process-assembly functions.
 
 pub mod cli;
+pub mod cli_console;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod flows;
@@ -46,6 +48,7 @@ pub mod ratelimit;
 pub mod rates;
 pub mod runtime;
 pub mod sandbox;
+pub mod support;
 pub mod telemetry;
 pub mod vault;
 pub mod wakeup;

@@ -608,3 +608,60 @@ async fn an_order_claimed_by_a_killed_worker_gets_its_payload_and_follow_ups(poo
     let row = order_row(&w, &s, &id).await;
     assert_eq!(row.awb_state.as_deref(), Some("created"), "{row:?}");
 }
+
+/// The clients a worker keeps per connection are used only while the connection's settings and
+/// credentials are those they were built from: a correction takes effect at the next job, with
+/// the same handler (no restart), and a break is noticed as soon.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn a_change_of_credentials_or_settings_reaches_the_next_job(pool: PgPool) {
+    let w = world(pool).await;
+    let s = w.pair("lexoffice+celro").clone();
+    w.ok(&s, JobKind::CatalogPush).await;
+
+    // Wrong API key: the next job fails naming the authentication failure.
+    let good = db::load_credentials(&w.pool, &w.vault, s.conn.id)
+        .await
+        .unwrap()
+        .expect("seeded credentials");
+    let mut fields = good.expose().clone();
+    fields["lexoffice"]["api_key"] = Value::String("not-a-key".into());
+    let bad = workers::vault::Credentials::new(fields);
+    db::store_credentials(&w.pool, &w.vault, s.conn.id, &bad)
+        .await
+        .unwrap();
+    let err = w
+        .run(&s, JobKind::CatalogPush, Scope::All)
+        .await
+        .expect_err("a job with a wrong API key must fail");
+    assert!(
+        err.to_string().contains("lexoffice"),
+        "the failure names the system: {err}"
+    );
+
+    // Corrected: the next job runs.
+    db::store_credentials(&w.pool, &w.vault, s.conn.id, &good)
+        .await
+        .unwrap();
+    w.ok(&s, JobKind::CatalogPush).await;
+
+    // Settings pointing Cel.ro somewhere that answers nothing: the next job fails; restored, it
+    // runs.
+    let mut broken = s.conn.settings.clone();
+    broken["celro"]["base_url"] = Value::String("http://127.0.0.1:9/".into());
+    sqlx::query("UPDATE connections SET settings = $1 WHERE id = $2")
+        .bind(&broken)
+        .bind(s.conn.id.0)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    w.run(&s, JobKind::OrderPull, Scope::All)
+        .await
+        .expect_err("a job against a dead address must fail");
+    sqlx::query("UPDATE connections SET settings = $1 WHERE id = $2")
+        .bind(&s.conn.settings)
+        .bind(s.conn.id.0)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    w.ok(&s, JobKind::OrderPull).await;
+}

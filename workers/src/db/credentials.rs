@@ -91,17 +91,26 @@ pub async fn load_credentials(
     vault: &Vault,
     connection: ConnectionId,
 ) -> Result<Option<Credentials>, CredentialError> {
-    let row = sqlx::query_as!(
+    match load_sealed(pool, connection).await? {
+        Some(sealed) => Ok(Some(vault.open(connection, &sealed)?)),
+        None => Ok(None),
+    }
+}
+
+/// The credentials of `connection` as stored (sealed), or `None` if it has none. A new nonce is
+/// drawn at every seal, so the row changes whenever the credentials are stored or rotated: the
+/// flows use it to tell whether the clients they built are still current.
+pub async fn load_sealed(
+    pool: &PgPool,
+    connection: ConnectionId,
+) -> Result<Option<Sealed>, DbError> {
+    Ok(sqlx::query_as!(
         Sealed,
         "SELECT key_id, nonce, ciphertext FROM connection_credentials WHERE connection_id = $1",
         connection.0,
     )
     .fetch_optional(pool)
-    .await?;
-    match row {
-        Some(sealed) => Ok(Some(vault.open(connection, &sealed)?)),
-        None => Ok(None),
-    }
+    .await?)
 }
 
 /// Every connection, in the order of [`super::list_connections`], with the id of the key that

@@ -42,6 +42,7 @@ use sqlx::PgPool;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::PgPoolOptions;
 
+pub mod console;
 pub mod credentials;
 pub mod cursors;
 pub mod dead;
@@ -50,12 +51,14 @@ pub mod freshness;
 pub mod mappings;
 pub mod orders;
 pub mod rates;
+pub mod review;
 pub mod runs;
 pub mod tenants;
 pub mod wakeups;
 
 pub use credentials::{
-    CredentialError, credential_status, load_credentials, rotate_credentials, store_credentials,
+    CredentialError, credential_status, load_credentials, load_sealed, rotate_credentials,
+    store_credentials,
 };
 pub use cursors::{get_cursor, set_cursor};
 pub use dead::{DeadFilter, DeadJob, get_dead, insert_dead, list_dead, mark_replayed};
@@ -312,8 +315,12 @@ mod tests {
         .await
         .unwrap();
         let want = [
+            "audit_log",
             "connection_credentials",
             "connections",
+            "console_sessions",
+            "console_tokens",
+            "console_users",
             "dead_jobs",
             "flow_status",
             "fx_rates",

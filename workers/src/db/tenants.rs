@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{DbError, violated};
 
 /// A merchant: the unit of isolation, quota and data ownership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tenant {
     pub id: TenantId,
     /// Human-friendly unique handle used by the CLI and in URLs; see [`validate_slug`].

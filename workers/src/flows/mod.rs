@@ -16,6 +16,7 @@
 //! field); its other flows do nothing.
 
 pub mod catalog;
+mod clients;
 pub mod followups;
 pub mod orders;
 pub mod returns;
@@ -129,13 +130,18 @@ struct Flows {
     options: FlowOptions,
     mappings: MappingCache,
     rates: RatesCache,
+    clients: Arc<clients::ClientCache>,
 }
+
+/// Connections whose clients one worker process keeps (see [`clients`]).
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
 
 /// The product's handler: looks the connection up in Postgres and runs the job's flow on it.
 pub fn flow_handler(deps: FlowDeps) -> Handler {
     let flows = Arc::new(Flows {
         mappings: MappingCache::new(deps.pool.clone()),
         rates: RatesCache::new(deps.pool.clone(), deps.mapping.clone()),
+        clients: Arc::new(clients::ClientCache::new(CLIENT_CACHE_CAPACITY)),
         pool: deps.pool,
         queue: deps.queue,
         vault: deps.vault,
@@ -191,16 +197,7 @@ impl Ctx {
     /// (WinMentor reserves on import; SmartBill only with `use_stock`), rather than once the
     /// merchant invoices it.
     pub fn document_moves_stock(&self) -> bool {
-        match self.conn.erp {
-            Erp::WinMentor => true,
-            Erp::SmartBill => self
-                .conn
-                .settings
-                .pointer("/smartbill/use_stock")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false),
-            _ => false,
-        }
+        document_moves_stock(&self.conn)
     }
 
     /// The flows' own settings of the connection (`settings.flows`), e.g. the shipper.
@@ -315,8 +312,32 @@ async fn noop_catalog(flows: &Flows, conn: &Connection) -> Result<(), JobError> 
 
 /// The clients of a connection, from its settings and decrypted credentials, each call through
 /// the account's fleet-wide gate. The account of a system is the tenant's: a tenant's
-/// connections to one system share its limits.
+/// connections to one system share its limits. Clients are kept per connection while what they
+/// were built from is unchanged ([`clients`]), so their connection pools, login tokens and
+/// reference tables outlive one job.
 async fn context(flows: &Flows, conn: Connection, trigger: Trigger) -> Result<Ctx, JobError> {
+    let clients = connection_clients(flows, &conn).await?;
+    Ok(Ctx {
+        pool: flows.pool.clone(),
+        queue: flows.queue.clone(),
+        options: flows.options.clone(),
+        channel: conn.marketplace.as_str(),
+        conn,
+        trigger,
+        erp: clients.erp,
+        market: clients.market,
+        courier: clients.courier,
+        mappings: flows.mappings.clone(),
+        rates: flows.rates.clone(),
+    })
+}
+
+/// The current clients of `conn`: the cached ones if its systems, settings and sealed
+/// credentials are those they were built from, else new ones (then cached).
+async fn connection_clients(
+    flows: &Flows,
+    conn: &Connection,
+) -> Result<clients::Clients, JobError> {
     let vault = flows.vault.as_ref().ok_or_else(|| {
         JobError::permanent(format!(
             "connection {} needs its credentials, but this worker has no credential keys (set {})",
@@ -324,12 +345,17 @@ async fn context(flows: &Flows, conn: Connection, trigger: Trigger) -> Result<Ct
             crate::vault::KEYS_ENV
         ))
     })?;
-    let creds = crate::db::load_credentials(&flows.pool, vault, conn.id)
+    let sealed = crate::db::load_sealed(&flows.pool, conn.id)
         .await
-        .map_err(|e| match e {
-            crate::db::CredentialError::Db(e) => JobError::retryable(e),
-            e => JobError::permanent(e),
-        })?;
+        .map_err(JobError::retryable)?;
+    let fingerprint = clients::fingerprint(conn, sealed.as_ref());
+    if let Some(c) = flows.clients.get(conn.id, &fingerprint) {
+        return Ok(c);
+    }
+    let creds = match &sealed {
+        Some(s) => Some(vault.open(conn.id, s).map_err(JobError::permanent)?),
+        None => None,
+    };
     let settings = conn.settings.as_object().cloned().unwrap_or_default();
     let gate = |system: &'static str| -> Option<Arc<dyn connectors::gate::CallGate>> {
         Some(Arc::new(RedisGate::new(
@@ -352,19 +378,28 @@ async fn context(flows: &Flows, conn: Connection, trigger: Trigger) -> Result<Ct
         Some(c) => crate::connect::courier(c, &settings, creds.as_ref(), gate(c.as_str()))?,
         None => None,
     };
-    Ok(Ctx {
-        pool: flows.pool.clone(),
-        queue: flows.queue.clone(),
-        options: flows.options.clone(),
-        channel: conn.marketplace.as_str(),
-        conn,
-        trigger,
+    let built = clients::Clients {
         erp,
         market,
         courier,
-        mappings: flows.mappings.clone(),
-        rates: flows.rates.clone(),
-    })
+    };
+    flows.clients.put(conn.id, fingerprint, built.clone());
+    Ok(built)
+}
+
+/// Whether a connection's ERP counts an order in its stock readings once the order's sales
+/// document exists (WinMentor reserves on import; SmartBill only with `use_stock`), rather than
+/// once the merchant invoices it.
+pub fn document_moves_stock(conn: &Connection) -> bool {
+    match conn.erp {
+        Erp::WinMentor => true,
+        Erp::SmartBill => conn
+            .settings
+            .pointer("/smartbill/use_stock")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
 }
 
 /// A flow's run lock, released when the run ends (and expiring with its TTL if the process

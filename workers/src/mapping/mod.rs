@@ -379,3 +379,35 @@ pub fn records_from_json(v: &serde_json::Value) -> Result<Vec<canonical::mapping
         })
         .collect()
 }
+
+/// The first `limit` catalog items of the connection's ERP, as mapping records (the no-op ERP's
+/// demo catalog for a no-op connection). Reading a real ERP needs the credential keys.
+pub async fn catalog_sample(
+    pool: &PgPool,
+    vault: Option<&crate::vault::Vault>,
+    conn: &Connection,
+    limit: usize,
+) -> anyhow::Result<Vec<canonical::mapping::Record>> {
+    use anyhow::Context as _;
+    let items = if conn.erp == canonical::Erp::Noop {
+        connectors::noop::demo_catalog()
+    } else {
+        let creds = match vault {
+            Some(v) => crate::db::load_credentials(pool, v, conn.id).await?,
+            None => None,
+        };
+        let settings = conn.settings.as_object().cloned().unwrap_or_default();
+        let erp =
+            crate::connect::erp(conn.erp, &settings, creds.as_ref(), None)?.with_context(|| {
+                format!("{} has no catalog to sample: pass --sample FILE", conn.erp)
+            })?;
+        erp.catalog()
+            .await
+            .with_context(|| format!("reading the {} catalog (or pass --sample FILE)", conn.erp))?
+    };
+    Ok(items
+        .iter()
+        .take(limit)
+        .map(|i| connectors::mapping::catalog_record(i, None))
+        .collect())
+}
