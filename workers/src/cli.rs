@@ -801,17 +801,6 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
             }
             let (mut replayed, mut failed) = (0, 0);
             for d in dead {
-                let payload = match serde_json::from_value::<JobPayload>(d.payload.clone()) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        println!(
-                            "cannot replay {}: its payload is unreadable ({e}); fix the cause, then enqueue by hand",
-                            d.job_id
-                        );
-                        failed += 1;
-                        continue;
-                    }
-                };
                 if dry_run {
                     println!(
                         "would replay {}  {:<18} tenant {}  (died {} after {} attempts)",
@@ -823,23 +812,18 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
                     );
                     continue;
                 }
-                let replay = JobPayload::v1(
-                    payload.tenant(),
-                    payload.connection(),
-                    payload.scope().clone(),
-                    Trigger::Replay { of: d.job_id },
-                );
-                let spec = JobSpec::new(d.kind, replay);
-                let new_id = match queue.enqueue(&spec).await? {
-                    Enqueued::New(id) | Enqueued::Duplicate(id) => id,
-                    Enqueued::AlreadyOnce => spec.id,
-                };
-                if db::mark_replayed(&pool, d.job_id, new_id).await? {
-                    queue.forget_dead(d.job_id).await?;
-                    println!("replayed {} as {new_id}", d.job_id);
-                    replayed += 1;
-                } else {
-                    println!("{} was replayed concurrently by someone else", d.job_id);
+                match crate::support::replay_dead(&pool, &queue, &d).await? {
+                    crate::support::Replayed::Replayed { job, new_id } => {
+                        println!("replayed {job} as {new_id}");
+                        replayed += 1;
+                    }
+                    crate::support::Replayed::AlreadyReplayed { job } => {
+                        println!("{job} was replayed concurrently by someone else");
+                    }
+                    crate::support::Replayed::Unreadable { job, reason } => {
+                        println!("cannot replay {job}: {reason}; fix the cause, then enqueue by hand");
+                        failed += 1;
+                    }
                 }
             }
             if !dry_run {
