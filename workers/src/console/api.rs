@@ -449,7 +449,7 @@ fn run_json(r: &db::RunRow) -> Value {
 pub struct JobFilter {
     pub tenant: Option<String>,
     pub kind: Option<String>,
-    /// `dead`, `succeeded` (history), or a live state (`queued`, `running`, `scheduled`,
+    /// `dead`, `succeeded` (history), or a live state (`ready`, `running`, `scheduled`,
     /// `retrying`); absent: the attempt history.
     pub state: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -636,13 +636,28 @@ async fn job(State(st): State<AppState>, who: Principal, Path(id): Path<String>)
 
 /// Replays one dead job the principal may see, auditing it.
 pub async fn replay_job(st: &AppState, who: &Principal, id: JobId) -> Result<Replayed, ApiError> {
-    who.require(&[Role::Support], "replaying a job")?;
+    let target = id.to_string();
+    st.guard(
+        who,
+        "job.replay",
+        who.user.tenant_id,
+        Some(&target),
+        who.require(&[Role::Support], "replaying a job"),
+    )
+    .await?;
     let Some(d) = db::get_dead(&st.pool, id).await? else {
         return Err(ApiError::not_found(format!(
             "job {id} is not a dead job (see the jobs list with state=dead)"
         )));
     };
-    who.see_tenant(d.tenant_id)?;
+    st.guard(
+        who,
+        "job.replay",
+        Some(d.tenant_id),
+        Some(&target),
+        who.see_tenant(d.tenant_id),
+    )
+    .await?;
     let outcome = support::replay_dead(&st.pool, &st.queue, &d)
         .await
         .map_err(|e| ApiError::internal(format!("replay failed: {e}")))?;
@@ -697,7 +712,14 @@ pub async fn replay_by_filter(
     filter: &JobFilter,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
-    who.require(&[Role::Support], "replaying jobs")?;
+    st.guard(
+        who,
+        "job.replay_many",
+        who.user.tenant_id,
+        None,
+        who.require(&[Role::Support], "replaying jobs"),
+    )
+    .await?;
     if filter.state.as_deref().is_some_and(|s| s != "dead") {
         return Err(ApiError::bad_request(
             "only dead jobs can be replayed: state must be dead or absent",
@@ -826,12 +848,28 @@ pub async fn resolve_order(
     id: i64,
     resolution: &Resolution,
 ) -> Result<&'static str, ApiError> {
-    who.require(&[Role::Support], "resolving an order")?;
+    let action = format!("order.{}", resolution.name());
+    let target = id.to_string();
+    st.guard(
+        who,
+        &action,
+        who.user.tenant_id,
+        Some(&target),
+        who.require(&[Role::Support], "resolving an order"),
+    )
+    .await?;
     let Some(o) = db::review::order_by_id(&st.pool, id).await? else {
         return Err(ApiError::not_found(format!("no order {id}")));
     };
     let tenant = TenantId(o.tenant_id);
-    who.see_tenant(tenant)?;
+    st.guard(
+        who,
+        &action,
+        Some(tenant),
+        Some(&target),
+        who.see_tenant(tenant),
+    )
+    .await?;
     let vault = st.vault.clone();
     let pool = st.pool.clone();
     let result = support::resolve_order(
@@ -1113,7 +1151,14 @@ pub async fn activate(
     version: i32,
     comment: &str,
 ) -> Result<Value, ApiError> {
-    who.require(&[Role::Support], "activating a mapping version")?;
+    st.guard(
+        who,
+        "mapping.activate",
+        Some(conn.tenant_id),
+        Some(&conn.id.to_string()),
+        who.require(&[Role::Support], "activating a mapping version"),
+    )
+    .await?;
     let comment = if comment.trim().is_empty() {
         "activated in the console"
     } else {
@@ -1142,7 +1187,14 @@ pub async fn rollback(
     d: Direction,
     comment: &str,
 ) -> Result<Value, ApiError> {
-    who.require(&[Role::Support], "rolling a mapping back")?;
+    st.guard(
+        who,
+        "mapping.rollback",
+        Some(conn.tenant_id),
+        Some(&conn.id.to_string()),
+        who.require(&[Role::Support], "rolling a mapping back"),
+    )
+    .await?;
     let comment = if comment.trim().is_empty() {
         "rolled back in the console"
     } else {

@@ -108,6 +108,33 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Passes `check` through; a refusal (the role may not, another tenant's data) is written to
+    /// the audit log first, so attempts to act beyond one's rights are on record.
+    pub async fn guard(
+        &self,
+        who: &auth::Principal,
+        action: &str,
+        tenant: Option<canonical::TenantId>,
+        target: Option<&str>,
+        check: Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        if let Err(e) = check {
+            self.audit(
+                who,
+                action,
+                tenant,
+                target,
+                "refused",
+                json!({"reason": e.message}),
+            )
+            .await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
 /// A refusal or failure, as JSON `{"error": {"status": …, "message": …}}` with its status.
 #[derive(Debug)]
 pub struct ApiError {

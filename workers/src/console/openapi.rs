@@ -23,7 +23,7 @@ fn ops() -> Vec<Op> {
         ),
         (
             "state",
-            "dead, succeeded (history), or a live state: queued, running, scheduled, retrying",
+            "dead, succeeded (history), or a live state: ready, running, scheduled, retrying",
         ),
         ("since", "RFC 3339 time, inclusive"),
         ("until", "RFC 3339 time, exclusive"),

@@ -357,11 +357,63 @@ fn runs_table(runs: &Value) -> Markup {
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
+/// The jobs page's query: every value as text (a form sends text), checked by the same
+/// rules as the API's filter, with the error page naming the bad one.
 #[derive(Deserialize, Default)]
 struct JobsQuery {
-    #[serde(flatten)]
-    filter: JobFilter,
+    tenant: Option<String>,
+    kind: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
     flash: Option<String>,
+}
+
+impl JobsQuery {
+    fn filter(&self) -> Result<JobFilter, ApiError> {
+        let some = |o: &Option<String>| o.clone().filter(|s| !s.trim().is_empty());
+        let time = |what: &str,
+                    o: &Option<String>|
+         -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+            some(o)
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map(|d| d.to_utc())
+                        .map_err(|e| ApiError::bad_request(format!("invalid {what} {t:?}: {e} (expected RFC 3339, e.g. 2026-11-22T10:00:00Z)")))
+                })
+                .transpose()
+        };
+        Ok(JobFilter {
+            tenant: some(&self.tenant),
+            kind: some(&self.kind),
+            state: some(&self.state),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            limit: some(&self.limit)
+                .map(|l| api::parse::<i64>("limit", &l))
+                .transpose()?,
+        })
+    }
+}
+
+/// Query parameters of a page; a malformed query gets the error page naming what was wrong.
+#[derive(Debug)]
+pub struct UiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for UiQuery<T> {
+    type Rejection = UiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, UiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| UiQuery(v))
+            .map_err(|e| {
+                UiError(
+                    None,
+                    ApiError::bad_request(format!("bad query: {}", e.body_text())),
+                )
+            })
+    }
 }
 
 fn filter_form(f: &JobFilter) -> Markup {
@@ -371,7 +423,7 @@ fn filter_form(f: &JobFilter) -> Markup {
             label { "tenant " input name="tenant" value=(v(&f.tenant)) size="14"; } " "
             label { "kind " input name="kind" value=(v(&f.kind)) size="14"; } " "
             label { "state " select name="state" {
-                @for st in ["", "dead", "succeeded", "queued", "running", "scheduled", "retrying"] {
+                @for st in ["", "dead", "succeeded", "ready", "running", "scheduled", "retrying"] {
                     option value=(st) selected[f.state.as_deref().unwrap_or("") == st] { (if st.is_empty() { "history" } else { st }) }
                 }
             } } " "
@@ -383,25 +435,24 @@ fn filter_form(f: &JobFilter) -> Markup {
 async fn jobs(
     State(st): State<AppState>,
     UiUser(who): UiUser,
-    Query(q): Query<JobsQuery>,
+    UiQuery(q): UiQuery<JobsQuery>,
 ) -> UiResult {
     let wrap = |e| UiError(Some(who.clone()), e);
-    let checked = api::check_filter(&st, &who, &q.filter)
-        .await
-        .map_err(wrap)?;
+    let filter = q.filter().map_err(wrap)?;
+    let checked = api::check_filter(&st, &who, &filter).await.map_err(wrap)?;
     let rows = api::job_rows(&st, &checked).await.map_err(wrap)?;
-    let dead = q.filter.state.as_deref() == Some("dead");
+    let dead = filter.state.as_deref() == Some("dead");
     Ok(page(
         Some(&who),
         "Jobs",
         html! {
             (flash(&q.flash))
-            (filter_form(&q.filter))
+            (filter_form(&filter))
             @if dead && who.role() == Role::Support && !rows.is_empty() {
                 form #replay-preview method="post" action="/ui/jobs/replay" {
                     (csrf(&who))
-                    input type="hidden" name="tenant" value=(q.filter.tenant.clone().unwrap_or_default());
-                    input type="hidden" name="kind" value=(q.filter.kind.clone().unwrap_or_default());
+                    input type="hidden" name="tenant" value=(filter.tenant.clone().unwrap_or_default());
+                    input type="hidden" name="kind" value=(filter.kind.clone().unwrap_or_default());
                     input type="hidden" name="dry_run" value="true";
                     button type="submit" { "Replay all matching… (preview first)" }
                 }
@@ -429,7 +480,7 @@ async fn job(
     State(st): State<AppState>,
     UiUser(who): UiUser,
     Path(raw): Path<String>,
-    Query(fl): Query<Flash>,
+    UiQuery(fl): UiQuery<Flash>,
 ) -> UiResult {
     let wrap = |e| UiError(Some(who.clone()), e);
     let id: JobId = api::parse("job id", &raw).map_err(wrap)?;
@@ -549,7 +600,7 @@ struct TenantQ {
 async fn orders(
     State(st): State<AppState>,
     UiUser(who): UiUser,
-    Query(q): Query<TenantQ>,
+    UiQuery(q): UiQuery<TenantQ>,
 ) -> UiResult {
     let wrap = |e| UiError(Some(who.clone()), e);
     let rows = api::review_rows(&st, &who, q.tenant.as_deref(), 200)
@@ -631,7 +682,7 @@ async fn mappings(
     State(st): State<AppState>,
     UiUser(who): UiUser,
     Path(c): Path<String>,
-    Query(fl): Query<Flash>,
+    UiQuery(fl): UiQuery<Flash>,
 ) -> UiResult {
     let wrap = |e| UiError(Some(who.clone()), e);
     let conn = api::visible_connection(&st, &who, &c).await.map_err(wrap)?;
@@ -756,7 +807,7 @@ async fn rollback(
 async fn audit(
     State(st): State<AppState>,
     UiUser(who): UiUser,
-    Query(q): Query<TenantQ>,
+    UiQuery(q): UiQuery<TenantQ>,
 ) -> UiResult {
     let wrap = |e| UiError(Some(who.clone()), e);
     let rows = api::audit_rows(&st, &who, q.tenant.as_deref(), None, 200)
