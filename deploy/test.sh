@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./deploy/services.sh up
+./deploy/browser.sh
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
