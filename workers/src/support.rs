@@ -66,7 +66,8 @@ pub enum Resolution {
     /// on the marketplace and its follow-ups run.
     MarkCreated { document_id: String },
     /// The ERP has no document for the order (support checked): create it on the next pull.
-    RetryCreate,
+    /// (`{}`, not a unit variant: serde refuses unknown fields only on struct variants.)
+    RetryCreate {},
     /// Cancel the order on the marketplace (the merchant will not fulfil it), then record it
     /// cancelled and give its units back.
     Cancel { reason: String },
@@ -76,7 +77,7 @@ impl Resolution {
     pub fn name(&self) -> &'static str {
         match self {
             Resolution::MarkCreated { .. } => "mark_created",
-            Resolution::RetryCreate => "retry_create",
+            Resolution::RetryCreate {} => "retry_create",
             Resolution::Cancel { .. } => "cancel",
         }
     }
@@ -224,7 +225,7 @@ where
             queue.enqueue(&pull_it).await.map_err(anyhow::Error::from)?;
             Ok("marked created")
         }
-        Resolution::RetryCreate => {
+        Resolution::RetryCreate {} => {
             let note = format!("sent back to be created by {actor}");
             if !db::review::send_back_to_create(pool, id, &note).await? {
                 return Err(ResolveError::NotInReview {

@@ -213,7 +213,13 @@ pub fn set_cookie(resp: &mut Response, value: &str) {
     }
 }
 
-async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn logout(
+    State(st): State<AppState>,
+    // Signed in, and (for a session) with its CSRF token and from this site: a stranger
+    // cannot sign anyone out.
+    _who: Principal,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(id) = auth::cookie(&headers, auth::SESSION_COOKIE) {
         store::delete_session(&st.pool, &auth::sha256(id)).await?;
     }
@@ -342,8 +348,12 @@ async fn fleet(State(st): State<AppState>, who: Principal) -> ApiResult {
     Ok(Json(fleet_view(&st).await?))
 }
 
-async fn tenants(State(st): State<AppState>, who: Principal) -> ApiResult {
-    let scope = who.tenant_scope(None)?;
+async fn tenants(State(st): State<AppState>, who: Principal, Q(q): Q<TenantOnly>) -> ApiResult {
+    let asked = match q.tenant.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => Some(visible_tenant(&st, &who, raw).await?.id),
+        None => None,
+    };
+    let scope = who.tenant_scope(asked)?;
     let all = db::list_tenants(&st.pool).await?;
     let shown: Vec<_> = all
         .into_iter()
@@ -351,6 +361,15 @@ async fn tenants(State(st): State<AppState>, who: Principal) -> ApiResult {
         .collect();
     Ok(Json(json!({ "tenants": shown })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantOnly {
+    tenant: Option<String>,
+}
+
+/// What a vendor is told about anything that is not its own, whether or not it exists.
+pub const NOT_YOURS: &str = "not yours: a vendor sees only its own tenant";
 
 /// Finds a tenant by id or slug and checks the principal may see it.
 pub async fn visible_tenant(
@@ -365,9 +384,7 @@ pub async fn visible_tenant(
             Ok(t)
         }
         // A vendor learns nothing about other tenants, not even whether they exist.
-        None if who.role() == Role::Vendor => Err(ApiError::forbidden(
-            "this tenant is not yours: a vendor sees only its own tenant".to_owned(),
-        )),
+        None if who.role() == Role::Vendor => Err(ApiError::forbidden(NOT_YOURS.to_owned())),
         None => Err(ApiError::not_found(format!(
             "no tenant {raw:?} (by id or slug)"
         ))),
@@ -606,6 +623,9 @@ pub async fn job_view(st: &AppState, who: &Principal, id: JobId) -> Result<Value
         });
     match tenant {
         Some(t) => who.see_tenant(t)?,
+        None if who.role() == Role::Vendor => {
+            return Err(ApiError::forbidden(NOT_YOURS.to_owned()));
+        }
         None => {
             return Err(ApiError::not_found(format!(
                 "no job {id} (in Redis or Postgres)"
@@ -637,15 +657,16 @@ async fn job(State(st): State<AppState>, who: Principal, Path(id): Path<String>)
 /// Replays one dead job the principal may see, auditing it.
 pub async fn replay_job(st: &AppState, who: &Principal, id: JobId) -> Result<Replayed, ApiError> {
     let target = id.to_string();
+    let dead = db::get_dead(&st.pool, id).await?;
     st.guard(
         who,
         "job.replay",
-        who.user.tenant_id,
+        dead.as_ref().map(|d| d.tenant_id).or(who.user.tenant_id),
         Some(&target),
         who.require(&[Role::Support], "replaying a job"),
     )
     .await?;
-    let Some(d) = db::get_dead(&st.pool, id).await? else {
+    let Some(d) = dead else {
         return Err(ApiError::not_found(format!(
             "job {id} is not a dead job (see the jobs list with state=dead)"
         )));
@@ -810,7 +831,12 @@ async fn review_list(
     who: Principal,
     Q(q): Q<TenantQuery>,
 ) -> ApiResult {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to 1000, not {limit}"
+        )));
+    }
     Ok(Json(
         json!({ "orders": review_rows(&st, &who, q.tenant.as_deref(), limit).await? }),
     ))
@@ -820,9 +846,7 @@ async fn review_list(
 pub async fn order_view(st: &AppState, who: &Principal, id: i64) -> Result<Value, ApiError> {
     let Some(o) = db::review::order_by_id(&st.pool, id).await? else {
         return Err(if who.role() == Role::Vendor {
-            ApiError::forbidden(
-                "this order is not yours: a vendor sees only its own tenant".to_owned(),
-            )
+            ApiError::forbidden(NOT_YOURS.to_owned())
         } else {
             ApiError::not_found(format!("no order {id}"))
         });
@@ -850,15 +874,19 @@ pub async fn resolve_order(
 ) -> Result<&'static str, ApiError> {
     let action = format!("order.{}", resolution.name());
     let target = id.to_string();
+    let found = db::review::order_by_id(&st.pool, id).await?;
     st.guard(
         who,
         &action,
-        who.user.tenant_id,
+        found
+            .as_ref()
+            .map(|o| TenantId(o.tenant_id))
+            .or(who.user.tenant_id),
         Some(&target),
         who.require(&[Role::Support], "resolving an order"),
     )
     .await?;
-    let Some(o) = db::review::order_by_id(&st.pool, id).await? else {
+    let Some(o) = found else {
         return Err(ApiError::not_found(format!("no order {id}")));
     };
     let tenant = TenantId(o.tenant_id);
@@ -988,9 +1016,7 @@ pub async fn visible_connection(
     let conns = db::list_connections(&st.pool, scope).await?;
     match conns.into_iter().find(|c| c.id == id) {
         Some(c) => Ok(c),
-        None if who.role() == Role::Vendor => Err(ApiError::forbidden(
-            "this connection is not yours: a vendor sees only its own tenant".to_owned(),
-        )),
+        None if who.role() == Role::Vendor => Err(ApiError::forbidden(NOT_YOURS.to_owned())),
         None => Err(ApiError::not_found(format!("no connection {id}"))),
     }
 }
@@ -1139,7 +1165,11 @@ fn optional_comment(body: &[u8]) -> Result<String, ApiError> {
     }
     serde_json::from_slice::<Comment>(body)
         .map(|c| c.comment)
-        .map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "bad request body: expected {{\"comment\": \"text\"}} (the field `comment`, a string): {e}"
+            ))
+        })
 }
 
 /// Activates a mapping version (support), audited.

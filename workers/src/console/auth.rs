@@ -85,9 +85,7 @@ impl Principal {
     pub fn see_tenant(&self, tenant: TenantId) -> Result<(), ApiError> {
         match (self.user.role, self.user.tenant_id) {
             (Role::Vendor, Some(own)) if own == tenant => Ok(()),
-            (Role::Vendor, _) => Err(ApiError::forbidden(
-                "this tenant is not yours: a vendor sees only its own tenant".to_owned(),
-            )),
+            (Role::Vendor, _) => Err(ApiError::forbidden(super::api::NOT_YOURS.to_owned())),
             _ => Ok(()),
         }
     }

@@ -70,41 +70,79 @@ fn email(s: &str) -> String {
 }
 
 /// Free text (an error chain, the evidence of an order in review) with what looks like personal
-/// data masked: e-mail addresses, and runs of 7 or more digits (phones; order and document ids
-/// are shorter or carry letters).
+/// data masked: e-mail addresses, and phone numbers: runs of digits, spaces and `+ - ( ) .`
+/// holding 9 or more digits (order, document and AWB ids are shorter or carry letters; an ISO
+/// date is left alone). Best effort: the connectors keep personal data out of their errors, this
+/// is the second line.
 pub fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s.split_inclusive(|c: char| c.is_whitespace()) {
+    let mut words = String::with_capacity(s.len());
+    for word in s.split_inclusive(char::is_whitespace) {
         let trimmed = word.trim_end();
         let rest = &word[trimmed.len()..];
         let core = trimmed.trim_matches(|c: char| "\"'()[]{},;<>".contains(c));
         if core.contains('@') && core.contains('.') {
-            out.push_str(&trimmed.replace(core, &email(core)));
+            words.push_str(&trimmed.replace(core, &email(core)));
         } else {
-            out.push_str(&digits_masked(trimmed));
+            words.push_str(trimmed);
         }
-        out.push_str(rest);
+        words.push_str(rest);
+    }
+    phones_masked(&words)
+}
+
+fn is_phone_char(c: char) -> bool {
+    c.is_ascii_digit() || " +-().".contains(c)
+}
+
+/// Masks every phone-like run but its last two digits.
+fn phones_masked(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        // A run starts at a digit, `+` or `(` that does not continue a word (`PRO-0042`).
+        let starts = (chars[i].is_ascii_digit() || chars[i] == '+' || chars[i] == '(')
+            && (i == 0 || !chars[i - 1].is_alphanumeric());
+        if !starts {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && is_phone_char(chars[j]) {
+            j += 1;
+        }
+        // Trailing separators are not part of the number; a run glued to a letter is an id.
+        while j > i && !chars[j - 1].is_ascii_digit() {
+            j -= 1;
+        }
+        let run: String = chars[i..j].iter().collect();
+        let glued = j < chars.len() && chars[j].is_alphanumeric();
+        let digits: Vec<char> = run.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() >= 9 && !glued && !starts_with_date(&run) {
+            out.push_str("•••");
+            out.extend(&digits[digits.len() - 2..]);
+        } else {
+            out.push_str(&run);
+        }
+        if j == i {
+            out.push(chars[i]);
+            j += 1;
+        }
+        i = j;
     }
     out
 }
 
-/// Masks every run of 7 or more digits (spaces, dashes and a leading + inside the run count
-/// as part of it) but its last two digits.
-fn digits_masked(word: &str) -> String {
-    let digits = word.chars().filter(char::is_ascii_digit).count();
-    let only_phone_chars = word
-        .chars()
-        .all(|c| c.is_ascii_digit() || "+-().".contains(c));
-    if digits >= 7 && only_phone_chars {
-        let tail: String = word
-            .chars()
-            .filter(char::is_ascii_digit)
-            .skip(digits - 2)
-            .collect();
-        format!("•••{tail}")
-    } else {
-        word.to_owned()
-    }
+/// `YYYY-MM-DD` at the start (a date, maybe followed by a time).
+fn starts_with_date(run: &str) -> bool {
+    let b = run.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
 }
 
 #[cfg(test)]
@@ -143,6 +181,19 @@ mod tests {
         assert_eq!(m["id"], "CEL-1");
         assert_eq!(m["total_gross"], "99.90");
         assert_eq!(m["lines"][0]["sku"], "MGZ-MUG-01");
+    }
+
+    #[test]
+    fn phone_numbers_with_spaces_are_masked_and_dates_and_ids_are_not() {
+        let t = text(
+            "buyer +40 799 123 456, alt (0722) 111-222 on 2026-11-22 10:00 for order 1234567, AWB 1234567890X",
+        );
+        assert!(!t.contains("799 123"), "{t}");
+        assert!(!t.contains("0722) 111"), "{t}");
+        assert!(t.contains("•••56") && t.contains("•••22"), "{t}");
+        assert!(t.contains("2026-11-22 10:00"), "{t}");
+        assert!(t.contains("1234567,"), "{t}");
+        assert!(t.contains("1234567890X"), "{t}");
     }
 
     #[test]

@@ -661,7 +661,7 @@ async fn resolve(
         "mark_created" => Resolution::MarkCreated {
             document_id: f.document_id.unwrap_or_default(),
         },
-        "retry_create" => Resolution::RetryCreate,
+        "retry_create" => Resolution::RetryCreate {},
         "cancel" => Resolution::Cancel {
             reason: f.reason.unwrap_or_default(),
         },
