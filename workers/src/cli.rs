@@ -92,6 +92,10 @@ enum Cmd {
     /// The support console and vendor panel: JSON admin API (/api/v1, OpenAPI at
     /// /api/openapi.json) and web pages (/ui/), with roles, API tokens and sessions.
     Serve(crate::cli_console::ServeArgs),
+    /// The product's duties as a GDPR processor: the retention purge, a tenant's export (for
+    /// the controller's subject-access requests) and erasure (of a tenant or one data subject).
+    #[command(subcommand)]
+    Gdpr(crate::gdpr::GdprCmd),
     /// Console users (operator, support, vendor) and their API tokens.
     #[command(subcommand)]
     Users(crate::cli_console::UsersCmd),
@@ -317,8 +321,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
             tracing::info!(%addr, interval_secs = interval.as_secs(), "scheduler started");
+            // The personal-data retention purge runs beside the heartbeat (safe in every
+            // replica: it works in batches under row locks, and a second run finds nothing).
+            let purge = tokio::spawn(crate::gdpr::purge_loop(
+                pool.clone(),
+                cfg.gdpr.retention()?,
+                cfg.gdpr.interval()?,
+                cancel.clone(),
+            ));
             heartbeat::run_scheduler(queue, pool, interval, shutdown_signal()).await;
             cancel.cancel();
+            let _ = purge.await;
             Ok(())
         }
         Cmd::Enqueue(EnqueueCmd::Heartbeat { interval_secs }) => {
@@ -407,6 +420,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (queue, pool) = (redis_queue(&cfg).await?, pg(&cfg).await?);
             crate::cli_console::serve(pool, queue, args, shutdown_signal()).await
         }
+        Cmd::Gdpr(cmd) => crate::gdpr::run(&pg(&cfg).await?, cmd).await,
         Cmd::Users(cmd) => crate::cli_console::users(&pg(&cfg).await?, cmd).await,
         Cmd::Mapping(cmd) => mapping(cfg, cmd).await,
         Cmd::Rates(cmd) => rates(cfg, cmd).await,

@@ -38,6 +38,9 @@ pub struct Config {
     /// Timings of the six flows.
     #[serde(default)]
     pub flows: FlowsConfig,
+    /// Personal data retention: the scheduler's purge (see `docs/gdpr.md`).
+    #[serde(default)]
+    pub gdpr: crate::gdpr::RetentionConfig,
     #[serde(default = "default_log_format")]
     pub log_format: LogFormat,
 }
@@ -213,13 +216,17 @@ impl Config {
         }
         queue_schema::KeyLayout::new(&self.queue.namespace).map_err(ConfigError::Check)?;
         self.queue.validate().map_err(ConfigError::Check)?;
+        self.gdpr
+            .retention()
+            .and_then(|_| self.gdpr.interval())
+            .map_err(|e| ConfigError::Check(format!("[gdpr]: {e}")))?;
         Ok(())
     }
 
     /// The configuration as TOML with secrets redacted (`megzo config`).
     pub fn redacted(&self) -> String {
         format!(
-            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}\n[ratelimits]\n{}\n[flows]\n{}",
+            "database_url = {:?}\nredis_url = {:?}\nlog_format = {:?}\n\n[queue]\n{}\n[worker]\n{}\n[scheduler]\n{}\n[ratelimits]\n{}\n[flows]\n{}\n[gdpr]\n{}",
             redact_url(self.database_url.expose_secret()),
             redact_url(self.redis_url.expose_secret()),
             self.log_format,
@@ -228,6 +235,7 @@ impl Config {
             toml_of(&self.scheduler),
             toml_of(&self.ratelimits),
             toml_of(&self.flows),
+            toml_of(&self.gdpr),
         )
     }
 }

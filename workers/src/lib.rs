@@ -38,6 +38,7 @@ pub mod db;
 pub mod demo;
 pub mod flows;
 pub mod freshness;
+pub mod gdpr;
 pub mod gate;
 pub mod heartbeat;
 pub mod lock;

@@ -59,7 +59,7 @@ use super::wire::{
     format_timestamp, parse_timestamp, to_decimal,
 };
 use crate::conformance::MarketplaceFake;
-use crate::fake::{Harness, LimitKind, basic_user, wrap};
+use crate::fake::{Buyer, Harness, LimitKind, basic_user, wrap};
 
 /// The sandbox's demo merchant.
 pub const DEMO_MERCHANT_ID: &str = "demo-merchant";
@@ -145,6 +145,8 @@ pub struct SeedOrder {
     /// A company order: no first/last name, only `full_name`.
     pub b2b: bool,
     pub customer_order_id: Option<String>,
+    /// Instead of the market's built-in buyer (a test following personal data).
+    pub buyer: Option<Buyer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +226,7 @@ struct FakeOrder {
     deadline: DateTime<Utc>,
     tracking: Vec<TrackingInformation>,
     b2b: bool,
+    buyer: Option<Buyer>,
 }
 
 #[derive(Debug, Default)]
@@ -912,6 +915,7 @@ impl Account {
             deadline,
             tracking: Vec::new(),
             b2b,
+            buyer: None,
         };
         self.orders.push(order);
         Ok(id)
@@ -1024,6 +1028,17 @@ fn wire_order(o: &FakeOrder) -> wire::Order {
         "NO" => ("Oslo", "Karl Johans gate 3", "0154", "Ola", "Nordmann"),
         _ => ("Stockholm", "Storgatan 1", "111 22", "Anna", "Svensson"),
     };
+    let (city, street, postal, first, last, phone) = match &o.buyer {
+        Some(b) => (
+            b.city.as_str(),
+            b.street.as_str(),
+            b.postal_code.as_str(),
+            b.first_name.as_str(),
+            b.last_name.as_str(),
+            b.phone.as_str(),
+        ),
+        None => (city, street, postal, first, last, "+46700000000"),
+    };
     let shipping_address = ShippingAddress {
         first_name: (!o.b2b).then(|| first.to_owned()),
         last_name: (!o.b2b).then(|| last.to_owned()),
@@ -1036,7 +1051,7 @@ fn wire_order(o: &FakeOrder) -> wire::Order {
         city: city.to_owned(),
         postal_code: postal.to_owned(),
         country: o.market.clone(),
-        phone_number: Some("+46700000000".to_owned()),
+        phone_number: Some(phone.to_owned()),
     };
     wire::Order {
         id: o.id.clone(),
@@ -1278,6 +1293,11 @@ impl CdonFake {
                 s.b2b,
                 s.customer_order_id.clone(),
             )
+            .inspect(|id| {
+                if let Some(o) = acc.order_mut(id) {
+                    o.buyer = s.buyer.clone();
+                }
+            })
         })
         .unwrap_or_else(|| Err("unknown merchant".into()))
     }

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::conformance::MarketplaceFake;
-use crate::fake::{Harness, LimitKind, Limits, wrap};
+use crate::fake::{Buyer, Harness, LimitKind, Limits, wrap};
 
 use super::config::ServerTime;
 use super::wire::{self, dec, form_decode, int, items, json_in_field, php_nest, to_server_time};
@@ -166,6 +166,8 @@ pub struct FakeOrder {
     pub storno_of: Option<u64>,
     pub customer: String,
     pub city: String,
+    /// Instead of the built-in buyer (`customer`, `city` and the fixed address), when set.
+    pub buyer: Option<Buyer>,
 }
 
 impl FakeOrder {
@@ -355,6 +357,22 @@ fn order_json(o: &FakeOrder) -> Value {
             line
         })
         .collect();
+    let (customer, billing) = match &o.buyer {
+        Some(b) => {
+            let name = format!("{} {}", b.first_name, b.last_name);
+            (
+                json!({"name": name, "customer_company": "", "email": b.email}),
+                json!({"nume": name, "adresa": b.street, "oras": b.city, "judet": "Ilfov",
+                       "cod_postal": b.postal_code, "telefon": b.phone, "email": b.email}),
+            )
+        }
+        None => (
+            json!({"name": o.customer, "customer_company": ""}),
+            json!({"nume": o.customer, "adresa": "Str. Exemplului 1", "oras": o.city, "judet": "Cluj",
+                   "cod_postal": "400001", "telefon": "0700000000"}),
+        ),
+    };
+    let delivery = billing.clone();
     json!({
         "id_comanda": o.id,
         "data": o.placed_day(),
@@ -371,9 +389,9 @@ fn order_json(o: &FakeOrder) -> Value {
         "source": "cel.ro",
         "storno_for": o.storno_of,
         "motiv_anulare": o.cancel_reason,
-        "customers": {"name": o.customer, "customer_company": ""},
-        "billing_info": {"nume": o.customer, "adresa": "Str. Exemplului 1", "oras": o.city, "judet": "Cluj", "cod_postal": "400001", "telefon": "0700000000"},
-        "delivery_info": {"nume": o.customer, "adresa": "Str. Exemplului 1", "oras": o.city, "judet": "Cluj", "cod_postal": "400001", "telefon": "0700000000"},
+        "customers": customer,
+        "billing_info": billing,
+        "delivery_info": delivery,
         "products": lines,
     })
 }
@@ -623,8 +641,24 @@ impl CelroFake {
                 storno_of: None,
                 customer: "Ioana Popescu".into(),
                 city: "Cluj-Napoca".into(),
+                buyer: None,
             },
         );
+        Some(id)
+    }
+
+    /// As [`Self::seed_order_for`], with `buyer` on the order instead of the built-in one.
+    pub fn seed_order_by(
+        &self,
+        account: &str,
+        model: &str,
+        quantity: u32,
+        buyer: &Buyer,
+    ) -> Option<u64> {
+        let id = self.seed_order_for(account, model, quantity)?;
+        let mut st = self.lock();
+        let o = st.accounts.get_mut(account)?.orders.get_mut(&id)?;
+        o.buyer = Some(buyer.clone());
         Some(id)
     }
 

@@ -29,6 +29,21 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// A buyer a fake marketplace puts on an order instead of its built-in one, so a test can follow
+/// distinctive personal data through the product (the GDPR log scan). Where the marketplace's
+/// API has no field for a value (CDON: e-mail), the fake leaves it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Buyer {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: String,
+    pub street: String,
+    pub city: String,
+    pub postal_code: String,
+}
+
 /// Injected failures. Counters (`next_*`) hit the next N requests deterministically (tests);
 /// rates hit a random share (the demo, soak runs). Rates are 0.0..=1.0.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -518,7 +518,8 @@ pub struct OrderWork {
 /// Stores the pulled order (canonical JSON) and its connection on its row, unless the row has
 /// them already. Called on a new claim and again whenever an existing row is listed: a process
 /// killed between the claim and this write leaves a row without them, and the order comes back
-/// in the next listing because the cursor did not move.
+/// in the next listing because the cursor did not move. Never on a row whose personal data was
+/// anonymised ([`crate::gdpr`]): a re-listed order does not bring it back.
 pub async fn store_order_payload(
     pool: &PgPool,
     order_row: i64,
@@ -527,7 +528,8 @@ pub async fn store_order_payload(
 ) -> Result<(), DbError> {
     sqlx::query!(
         "UPDATE orders SET connection_id = $2, order_json = $3
-         WHERE id = $1 AND (connection_id IS NULL OR order_json IS NULL)",
+         WHERE id = $1 AND (connection_id IS NULL OR order_json IS NULL)
+           AND personal_data_erased_at IS NULL",
         order_row,
         connection.0,
         order,
