@@ -240,7 +240,8 @@ impl Http {
         op: &'static str,
         build: &impl Fn() -> RequestBuilder,
     ) -> Result<Answer> {
-        let _permit = self.gate.acquire().await?;
+        // A call the gate did not admit never left: not in doubt, whatever the call.
+        let _permit = self.gate.acquire().await.map_err(not_sent)?;
         let system = self.system;
         let started = std::time::Instant::now();
         let resp = build()
@@ -280,6 +281,26 @@ impl Http {
             self.gate.penalize(hint).await;
         }
         Err(err)
+    }
+}
+
+/// Marks a retryable failure as one that provably sent nothing (see [`NOT_SENT`]).
+fn not_sent(e: ConnectorError) -> ConnectorError {
+    match e {
+        ConnectorError::Retryable {
+            system,
+            op,
+            status,
+            reason,
+            retry_after,
+        } if !reason.starts_with(NOT_SENT) => ConnectorError::Retryable {
+            system,
+            op,
+            status,
+            reason: format!("{NOT_SENT}{reason}"),
+            retry_after,
+        },
+        other => other,
     }
 }
 
@@ -373,6 +394,28 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn a_call_the_gate_refused_is_not_in_doubt_even_when_unsafe() {
+        let refused = ConnectorError::retryable(
+            "lexoffice",
+            "rate limit",
+            "no slot within the maximum wait".to_owned(),
+        );
+        let e = not_sent(refused).for_unsafe_call();
+        assert_eq!(e.class(), crate::error::ErrorClass::Retryable, "{e}");
+        // A failure after sending stays in doubt.
+        let lost = ConnectorError::retryable("lexoffice", "create", "timed out".to_owned());
+        assert_eq!(
+            lost.for_unsafe_call().class(),
+            crate::error::ErrorClass::InDoubt
+        );
+    }
 }
 
 #[cfg(test)]

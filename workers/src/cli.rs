@@ -835,7 +835,9 @@ async fn jobs(cfg: Config, cmd: JobsCmd) -> anyhow::Result<()> {
                         println!("{job} was replayed concurrently by someone else");
                     }
                     crate::support::Replayed::Unreadable { job, reason } => {
-                        println!("cannot replay {job}: {reason}; fix the cause, then enqueue by hand");
+                        println!(
+                            "cannot replay {job}: {reason}; fix the cause, then enqueue by hand"
+                        );
                         failed += 1;
                     }
                 }

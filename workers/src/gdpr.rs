@@ -69,7 +69,7 @@ pub const ERROR_TEXT_ERASED: &str = "[error text erased]";
 
 /// The text fields of a serialized [`Contact`] (all but `country`), and the keys that make a
 /// JSON object contact-shaped. A unit test keeps them equal to [`Contact`]'s fields.
-const CONTACT_TEXT_FIELDS: [&str; 10] = [
+pub const CONTACT_TEXT_FIELDS: [&str; 10] = [
     "name",
     "company",
     "email",

@@ -4,19 +4,9 @@
 
 use serde_json::Value;
 
-/// The fields of a `canonical::Contact` that hold personal data (everything but the country).
-const CONTACT_FIELDS: [&str; 10] = [
-    "name",
-    "company",
-    "email",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "city",
-    "postal_code",
-    "region",
-    "tax_id",
-];
+// The fields of a `canonical::Contact` that hold personal data (everything but the country),
+// the same list the GDPR purge erases.
+use crate::gdpr::CONTACT_TEXT_FIELDS as CONTACT_FIELDS;
 
 /// A pulled order (canonical JSON) with its contacts masked: initials for names, the first
 /// letter and domain's first letter of an e-mail, the last two digits of a phone, `•••` for the

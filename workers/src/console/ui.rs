@@ -259,15 +259,21 @@ async fn home(State(st): State<AppState>, UiUser(who): UiUser) -> Result<Respons
         Some(&who),
         "Fleet",
         html! {
-            p { "Workers alive: " strong #workers-alive { (s(&q["workers_alive"])) } " · dead jobs not replayed: " strong #dead-count { (s(&f["dead_unreplayed"])) } }
+            p { "Workers alive: " strong #workers-alive { (s(&q["workers_alive"])) }
+                " · running: " strong #running { (s(&q["running"])) }
+                " · delayed (scheduled and retrying): " strong #delayed { (s(&q["delayed"])) }
+                " · dead in Redis: " strong { (s(&q["dead"])) }
+                " · dead jobs not replayed: " strong #dead-count { (s(&f["dead_unreplayed"])) } }
+            p { "Since the start: " (s(&q["enqueued_total"])) " enqueued, " (s(&q["succeeded_total"])) " succeeded, "
+                (s(&q["retried_total"])) " retried, " (s(&q["dead_total"])) " dead, " (s(&q["rescued_total"])) " rescued from lost workers" }
             table #fleet {
-                tr { th { "kind" } th { "queued" } th { "running" } th { "delayed" } th { "dead (Redis)" } th { "oldest queued" } th { "succeeded 5 min" } th { "retried 5 min" } th { "died 5 min" } }
+                tr { th { "kind" } th { "ready" } th { "oldest ready job" } th { "succeeded 5 min" } th { "retried 5 min" } th { "died 5 min" } }
                 @for k in q["kinds"].as_array().cloned().unwrap_or_default() {
                     @let name = s(&k["kind"]);
                     @let t = &f["throughput_5m"][name.as_str()];
                     tr {
-                        td { (name) } td { (s(&k["queued"])) } td { (s(&k["running"])) } td { (s(&k["delayed"])) } td { (s(&k["dead"])) }
-                        td { (s(&k["oldest_queued_age_ms"])) " ms" }
+                        td { (name) } td { (s(&k["ready"])) }
+                        td { (k["oldest_age_ms"].as_u64().map_or("—".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))) }
                         td { (s(&t["succeeded_5m"])) } td { (s(&t["retried_5m"])) } td { (s(&t["died_5m"])) }
                     }
                 }
@@ -427,6 +433,8 @@ fn filter_form(f: &JobFilter) -> Markup {
                     option value=(st) selected[f.state.as_deref().unwrap_or("") == st] { (if st.is_empty() { "history" } else { st }) }
                 }
             } } " "
+            label { "since " input name="since" value=(f.since.map(|t| t.to_rfc3339()).unwrap_or_default()) size="22" placeholder="2026-11-22T10:00:00Z"; } " "
+            label { "until " input name="until" value=(f.until.map(|t| t.to_rfc3339()).unwrap_or_default()) size="22"; } " "
             button type="submit" { "Filter" }
         }
     }
