@@ -579,6 +579,31 @@ pub async fn orders_in(
     Ok(rows)
 }
 
+/// Of `ids` (one page of a marketplace's order list), those whose rows need nothing more from
+/// `order_pull`: stored, and cancelled, parked for review, or created and accepted. One query
+/// per page: a marketplace whose list reaches back (Cel.ro: 15 minutes of overlap) returns the
+/// same orders to every run, and each used to cost three queries.
+pub async fn settled_orders(
+    pool: &PgPool,
+    tenant: TenantId,
+    channel: &str,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, DbError> {
+    let rows = sqlx::query_scalar!(
+        "SELECT channel_order_id FROM orders
+         WHERE tenant_id = $1 AND channel = $2 AND channel_order_id = ANY($3)
+           AND order_json IS NOT NULL
+           AND (state IN ('cancelled', 'needs_review')
+                OR (state = 'created' AND accepted_at IS NOT NULL))",
+        tenant.0,
+        channel,
+        ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// One order's work row by its key.
 pub async fn order_work(
     pool: &PgPool,

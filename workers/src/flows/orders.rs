@@ -80,7 +80,19 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<(), JobError> {
         .map_err(JobError::retryable)?;
     loop {
         let page = ctx.market.list_orders(cursor.as_deref()).await?;
-        for order in &page.orders {
+        let ids: Vec<String> = page
+            .orders
+            .iter()
+            .map(|o| o.id.as_str().to_owned())
+            .collect();
+        let settled = store::settled_orders(&ctx.pool, ctx.tenant(), ctx.channel, &ids)
+            .await
+            .map_err(JobError::retryable)?;
+        for order in page
+            .orders
+            .iter()
+            .filter(|o| !settled.contains(o.id.as_str()))
+        {
             if let Err(e) = handle(ctx, order).await {
                 // Stored on its row: resumed by the next run. A failure before the claim
                 // keeps the cursor where it is.

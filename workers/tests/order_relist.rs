@@ -1,0 +1,77 @@
+//! A marketplace list that reaches back (Cel.ro's 15 minutes of overlap) hands every
+//! `order_pull` the orders it already took. Those that need nothing more are told apart in one
+//! query per page (`settled_orders`) and skipped; the others are handled as before.
+
+use canonical::{Erp, Marketplace};
+use sqlx::PgPool;
+use workers::db::{self, Claim, OrderState};
+
+async fn row(pool: &PgPool, t: canonical::TenantId, c: canonical::ConnectionId, id: &str) -> i64 {
+    let Claim::New(r) = db::claim_order(pool, t, "celro", id).await.unwrap() else {
+        panic!("{id} claimed twice");
+    };
+    db::flows::store_order_payload(pool, r.id, c, &serde_json::json!({"id": id}))
+        .await
+        .unwrap();
+    r.id
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
+    let t = db::add_tenant(&pool, "relist", "Relist").await.unwrap();
+    let c = db::add_connection(
+        &pool,
+        t.id,
+        Erp::Lexoffice,
+        Marketplace::Celro,
+        None,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let set = |id: &'static str, state: OrderState, doc: Option<&'static str>| {
+        let pool = pool.clone();
+        async move {
+            assert!(
+                db::fenced_set_order_state(&pool, t.id, "celro", id, state, 1, doc, None)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    // Created and accepted: settled.
+    let accepted = row(&pool, t.id, c.id, "1").await;
+    set("1", OrderState::Created, Some("DOC-1")).await;
+    db::flows::mark_accepted(&pool, accepted).await.unwrap();
+    // Created, not accepted yet: the pull must accept it.
+    row(&pool, t.id, c.id, "2").await;
+    set("2", OrderState::Created, Some("DOC-2")).await;
+    // Cancelled, parked: settled.
+    row(&pool, t.id, c.id, "3").await;
+    set("3", OrderState::Cancelled, None).await;
+    row(&pool, t.id, c.id, "4").await;
+    set("4", OrderState::NeedsReview, None).await;
+    // Claimed, pending: still to do.
+    row(&pool, t.id, c.id, "5").await;
+    row(&pool, t.id, c.id, "6").await;
+    set("6", OrderState::ErpPending, None).await;
+    // Claimed by a worker killed before it stored the order: its payload is stored again.
+    let Claim::New(_) = db::claim_order(&pool, t.id, "celro", "7").await.unwrap() else {
+        panic!()
+    };
+    let ids: Vec<String> = (1..=8).map(|i| i.to_string()).collect();
+    let mut settled: Vec<String> = db::flows::settled_orders(&pool, t.id, "celro", &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    settled.sort();
+    assert_eq!(settled, ["1", "3", "4"]);
+    // Another channel or tenant shares nothing.
+    assert!(
+        db::flows::settled_orders(&pool, t.id, "cdon", &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
