@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 ./deploy/services.sh up
 ./deploy/browser.sh
+./deploy/lint.sh
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
