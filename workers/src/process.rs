@@ -110,9 +110,11 @@ pub async fn run_recorder(pool: PgPool, mut rx: mpsc::UnboundedReceiver<AttemptR
 async fn insert_runs_patiently(pool: &PgPool, batch: &[RunRecord]) {
     let mut wait = Duration::from_millis(200);
     loop {
-        // Both writes are idempotent, so a retry after either failed repeats both safely.
-        let written = match db::insert_runs(pool, batch).await {
-            Ok(_) => db::record_flow_status(pool, batch).await,
+        // Both writes are idempotent, so a retry after either failed repeats both safely. The
+        // flows' status goes first: once a run is in `job_runs`, the freshness it implies is
+        // already readable (a reader that saw the run never sees the status behind it).
+        let written = match db::record_flow_status(pool, batch).await {
+            Ok(_) => db::insert_runs(pool, batch).await,
             Err(e) => Err(e),
         };
         match written {
