@@ -304,19 +304,16 @@ async fn revoke_token(
 pub async fn fleet_view(st: &AppState) -> Result<Value, ApiError> {
     let stats = st.queue.stats().await?;
     let since = Utc::now() - chrono::Duration::minutes(5);
-    let runs = db::list_runs(
-        &st.pool,
-        &RunFilter {
-            since: Some(since),
-            limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let counts = db::runs::outcome_counts_since(&st.pool, since).await?;
     let mut per_kind = serde_json::Map::new();
     for k in JobKind::ALL {
-        let of_kind: Vec<_> = runs.iter().filter(|r| r.kind == k).collect();
-        let count = |o: db::RunOutcome| of_kind.iter().filter(|r| r.outcome == o).count();
+        let count = |o: db::RunOutcome| {
+            counts
+                .iter()
+                .filter(|(kind, outcome, _)| kind == k.as_str() && outcome == o.as_str())
+                .map(|(_, _, n)| n)
+                .sum::<i64>()
+        };
         per_kind.insert(
             k.as_str().to_owned(),
             json!({
@@ -326,19 +323,10 @@ pub async fn fleet_view(st: &AppState) -> Result<Value, ApiError> {
             }),
         );
     }
-    let dead_in_postgres = db::list_dead(
-        &st.pool,
-        &db::DeadFilter {
-            limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .await?
-    .len();
     Ok(json!({
         "queue": stats,
         "throughput_5m": per_kind,
-        "dead_unreplayed": dead_in_postgres,
+        "dead_unreplayed": db::dead::count_unreplayed(&st.pool).await?,
         "at": Utc::now(),
     }))
 }

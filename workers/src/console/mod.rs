@@ -66,16 +66,12 @@ impl AppState {
     }
 
     pub fn with_insecure_cookies(self, yes: bool) -> Self {
-        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|a| Inner {
-            pool: a.pool.clone(),
-            queue: a.queue.clone(),
-            vault: a.vault.clone(),
-            tokens: auth::TokenCache::default(),
-            insecure_cookies: a.insecure_cookies,
-        });
         Self(Arc::new(Inner {
+            pool: self.pool.clone(),
+            queue: self.queue.clone(),
+            vault: self.vault.clone(),
+            tokens: auth::TokenCache::default(),
             insecure_cookies: yes,
-            ..inner
         }))
     }
 

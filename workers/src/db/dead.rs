@@ -228,6 +228,15 @@ pub async fn mark_replayed(pool: &PgPool, id: JobId, new_id: JobId) -> Result<bo
     Ok(r.marked)
 }
 
+/// Dead jobs not replayed yet, counted in Postgres.
+pub async fn count_unreplayed(pool: &PgPool) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM dead_jobs WHERE replayed_at IS NULL"#)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};

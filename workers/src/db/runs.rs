@@ -307,6 +307,22 @@ pub async fn list_runs(pool: &PgPool, f: &RunFilter) -> Result<Vec<RunRow>, DbEr
     rows.into_iter().map(RunRow::try_from).collect()
 }
 
+/// Attempts per kind and outcome since `since`, counted in Postgres (the fleet view's
+/// throughput; no rows are fetched).
+pub async fn outcome_counts_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, String, i64)>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT kind, outcome, count(*) AS "n!" FROM job_runs
+           WHERE started_at >= $1 GROUP BY kind, outcome"#,
+        since,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.outcome, r.n)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
