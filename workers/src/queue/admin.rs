@@ -291,16 +291,21 @@ impl Queue {
     pub async fn run_delayed_now(&self, limit: usize) -> Result<usize, QueueError> {
         let delayed = self.keys().delayed();
         let mut conn = self.connection();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
+        let now = self.queue_now_ms().await?;
+        // Only jobs not yet due: those made due by an earlier call (or due anyway) are not
+        // counted or moved again.
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(&delayed)
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .arg("LIMIT")
             .arg(0)
-            .arg(limit.max(1) as i64 - 1)
+            .arg(limit.max(1))
             .query_async(&mut conn)
             .await?;
         if ids.is_empty() {
             return Ok(0);
         }
-        let now = self.queue_now_ms().await?;
         let mut cmd = redis::cmd("ZADD");
         cmd.arg(&delayed).arg("XX").arg("CH");
         for id in &ids {
