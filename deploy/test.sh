@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./deploy/services.sh up
+# A 3-primary Redis Cluster on 127.0.0.1:7101-7103, for the cluster tests (test-only: its data
+# is flushed after the run).
+./deploy/redis-cluster.sh up >/dev/null
 ./deploy/browser.sh
 ./deploy/lint.sh
 
@@ -20,13 +23,24 @@ sweep_test_keys() {
     redis-cli -h 127.0.0.1 -p "${REDIS_PORT:-6379}" --scan --pattern "$pattern" \
       | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "${REDIS_PORT:-6379}" unlink >/dev/null || true
   done
+  for port in ${MEGZO_CLUSTER_PORTS:-7101 7102 7103}; do
+    redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1 || true
+  done
 }
 trap sweep_test_keys EXIT
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The queue's core suites, run a second time unchanged against the Redis Cluster (the first run
+# of everything used the single Redis; tests/tests/redis_cluster.rs checks the cluster itself).
+CLUSTER_SUITES=(queue_semantics queue_smoke crash_recovery order_lock run_now heartbeat
+  shared_account ratelimit gate wakeups)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
+  REDIS_URL=$(./deploy/redis-cluster.sh url) cargo nextest run -p integration-tests -p workers \
+    --no-fail-fast $(printf -- '--test %s ' "${CLUSTER_SUITES[@]}")
 else
   cargo test --workspace --no-fail-fast
+  REDIS_URL=$(./deploy/redis-cluster.sh url) cargo test -p integration-tests -p workers \
+    --no-fail-fast $(printf -- '--test %s ' "${CLUSTER_SUITES[@]}")
 fi

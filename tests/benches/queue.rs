@@ -29,8 +29,8 @@ use apalis::prelude::*;
 use canonical::{ConnectionId, TenantId};
 use integration_tests::{delete_matching, glob_escape, job, redis_url};
 use queue_schema::{JobKind, JobSpec};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use workers::queue::RedisConn;
 use workers::queue::backend::BackendOptions;
 use workers::queue::{ManualClock, Queue, QueueConfig};
 use workers::runtime::{handler, start_worker};
@@ -81,7 +81,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-async fn used_memory(conn: &mut ConnectionManager) -> anyhow::Result<(u64, u64)> {
+async fn used_memory(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+) -> anyhow::Result<(u64, u64)> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
     let field = |name: &str| {
         info.lines()
@@ -94,7 +96,9 @@ async fn used_memory(conn: &mut ConnectionManager) -> anyhow::Result<(u64, u64)>
 }
 
 /// used_memory once lazily freed objects are gone (after our own UNLINKs).
-async fn settled_memory(conn: &mut ConnectionManager) -> anyhow::Result<u64> {
+async fn settled_memory(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+) -> anyhow::Result<u64> {
     for _ in 0..100 {
         let (used, pending) = used_memory(conn).await?;
         if pending == 0 {
@@ -345,7 +349,11 @@ async fn apalis_round(
         ),
     }
     // This queue's keys, and its entry in apalis-redis' global queue registry.
-    delete_matching(&mut c, &format!("{}*", glob_escape(&qname))).await?;
+    delete_matching(
+        &mut RedisConn::Single(c.clone()),
+        &format!("{}*", glob_escape(&qname)),
+    )
+    .await?;
     redis::cmd("ZREM")
         .arg("core:apalis:queues:list")
         .arg(cfg.workers_set())
@@ -429,7 +437,7 @@ async fn backlog_round(t: &mut Table, run: &str, n: usize) -> anyhow::Result<()>
 }
 
 /// Microseconds Redis has spent in EVAL/EVALSHA since it started (`INFO commandstats`).
-async fn script_usec(conn: &mut ConnectionManager) -> anyhow::Result<u64> {
+async fn script_usec(conn: &mut (impl redis::aio::ConnectionLike + Send)) -> anyhow::Result<u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -625,7 +633,7 @@ async fn main() -> anyhow::Result<()> {
         format!("{}*", glob_escape(&format!("{{bench-{run}-"))),
         format!("{}*", glob_escape(&format!("bench-{run}-"))),
     ] {
-        removed += delete_matching(&mut conn, &pattern).await?;
+        removed += delete_matching(&mut RedisConn::Single(conn.clone()), &pattern).await?;
     }
     let (mem, _) = used_memory(&mut conn).await?;
 

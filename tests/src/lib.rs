@@ -17,6 +17,25 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// Starts (or finds running) the local 3-primary Redis Cluster of `deploy/redis-cluster.sh` and
+/// returns its `redis+cluster://` URL. The script is idempotent and serialises concurrent callers.
+pub fn redis_cluster_url() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis-cluster.sh");
+    let out = std::process::Command::new(script)
+        .arg("up")
+        .output()
+        .expect("deploy/redis-cluster.sh runs");
+    assert!(
+        out.status.success(),
+        "deploy/redis-cluster.sh up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the script prints a URL")
+        .trim()
+        .to_owned()
+}
+
 /// A namespace no other test uses.
 pub fn unique_namespace(test: &str) -> String {
     format!("t-{test}-{}", uuid::Uuid::new_v4().simple())
@@ -86,32 +105,28 @@ pub fn order_job(
     .without_dedupe()
 }
 
-/// Deletes every key matching `pattern` (SCAN MATCH, then DEL in batches). Returns how many were
-/// deleted. Tests and benchmarks use it on their own prefixes only, never on the whole keyspace.
+/// Deletes every key matching `pattern` (SCAN MATCH on every primary, then UNLINK in batches of
+/// one hash slot each, so it works on a Redis Cluster too). Returns how many were deleted. Tests
+/// and benchmarks use it on their own prefixes only, never on the whole keyspace.
 pub async fn delete_matching(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut workers::queue::RedisConn,
     pattern: &str,
 ) -> redis::RedisResult<u64> {
-    let mut cursor: u64 = 0;
+    let mut by_slot: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
+    for key in conn.scan_match(pattern).await? {
+        by_slot
+            .entry(queue_schema::keys::cluster_slot(&key))
+            .or_default()
+            .push(key);
+    }
     let mut deleted = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(conn)
-            .await?;
+    for keys in by_slot.values() {
         for chunk in keys.chunks(1_000) {
             let n: u64 = redis::cmd("UNLINK").arg(chunk).query_async(conn).await?;
             deleted += n;
         }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
     }
+    Ok(deleted)
 }
 
 /// Deletes every key of a queue namespace (`{ns}*`): the queue's own keys and the `{ns}:test:*`

@@ -321,17 +321,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let addr = process::serve_probes(&cfg.worker.http_addr, probes, cancel.clone()).await?;
             tracing::info!(%addr, interval_secs = interval.as_secs(), "scheduler started");
-            // The personal-data retention purge runs beside the heartbeat (safe in every
-            // replica: it works in batches under row locks, and a second run finds nothing).
-            let purge = tokio::spawn(crate::gdpr::purge_loop(
-                pool.clone(),
-                cfg.gdpr.retention()?,
-                cfg.gdpr.interval()?,
-                cancel.clone(),
-            ));
-            heartbeat::run_scheduler(queue, pool, interval, shutdown_signal()).await;
+            // One replica leads (a Postgres advisory lock, `leader.rs`) and runs the heartbeat
+            // and the personal-data retention purge; the others stand by. Both stay safe if two
+            // ever run at once: the heartbeat's once-keys, the purge's row locks.
+            let (retention, purge_every) = (cfg.gdpr.retention()?, cfg.gdpr.interval()?);
+            let role = format!("scheduler:{}", cfg.queue.namespace);
+            let check = Duration::from_secs(cfg.scheduler.leader_check_secs);
+            let leader_shutdown = cancel.child_token();
+            let elect = crate::leader::run_as_leader(
+                &pool,
+                &role,
+                check,
+                leader_shutdown.clone(),
+                |leading| {
+                    let (queue, pool) = (queue.clone(), pool.clone());
+                    async move {
+                        let purge = tokio::spawn(crate::gdpr::purge_loop(
+                            pool.clone(),
+                            retention,
+                            purge_every,
+                            leading.clone(),
+                        ));
+                        heartbeat::run_scheduler(queue, pool, interval, leading.cancelled_owned())
+                            .await;
+                        let _ = purge.await;
+                    }
+                },
+            );
+            tokio::pin!(elect);
+            tokio::select! {
+                _ = &mut elect => {}
+                _ = shutdown_signal() => {
+                    // Step down: stop the work, unlock, so a standby takes over at once.
+                    leader_shutdown.cancel();
+                    elect.await;
+                }
+            }
             cancel.cancel();
-            let _ = purge.await;
             Ok(())
         }
         Cmd::Enqueue(EnqueueCmd::Heartbeat { interval_secs }) => {

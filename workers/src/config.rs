@@ -87,11 +87,17 @@ impl Default for WorkerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SchedulerConfig {
     pub interval_secs: u64,
+    /// How often a standby replica tries to become the leader, and the leader checks that its
+    /// Postgres session (which holds the election's advisory lock) is alive (`leader.rs`).
+    pub leader_check_secs: u64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { interval_secs: 300 }
+        Self {
+            interval_secs: 300,
+            leader_check_secs: 5,
+        }
     }
 }
 
@@ -206,6 +212,11 @@ impl Config {
         if self.scheduler.interval_secs == 0 {
             return Err(ConfigError::Check(
                 "scheduler.interval_secs must be at least 1".into(),
+            ));
+        }
+        if !(1..=300).contains(&self.scheduler.leader_check_secs) {
+            return Err(ConfigError::Check(
+                "scheduler.leader_check_secs must be between 1 and 300".into(),
             ));
         }
         if self.flows.lock_ttl_ms < 1_000 {

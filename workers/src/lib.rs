@@ -41,6 +41,7 @@ pub mod freshness;
 pub mod gate;
 pub mod gdpr;
 pub mod heartbeat;
+pub mod leader;
 pub mod lock;
 pub mod mapping;
 pub mod process;

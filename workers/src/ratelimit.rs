@@ -449,8 +449,8 @@ impl DistributedSemaphore {
     pub async fn holders(&self, account: &str, api: &str) -> Res<u64> {
         let key = self.scope.key(KeyLayout::semaphore, account, api)?;
         let mut conn = self.scope.queue.connection();
-        let (s, us): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        Ok(conn.zcount(&key, s * 1000 + us / 1000, "+inf").await?)
+        let now = conn.server_time_ms(&key).await?;
+        Ok(conn.zcount(&key, now, "+inf").await?)
     }
 
     /// Test hook: releases by a bare token, as a holder that stalled past its lease would.

@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod conn;
 mod scripts;
 pub mod service;
 
@@ -35,9 +36,9 @@ use canonical::TenantId;
 use queue_schema::{
     AttemptError, Job, JobId, JobKind, JobPayload, JobSpec, KeyLayout, PayloadError,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
+pub use conn::{ConnTimeouts, RedisConn, RedisTarget};
 use scripts::SCRIPTS;
 
 /// Jobs per enqueue script call; calls are pipelined over one multiplexed connection.
@@ -301,11 +302,11 @@ pub struct Reaped {
     pub lease_started_ms: u64,
 }
 
-/// The queue client. Cheap to clone: one multiplexed, self-reconnecting connection shared by
-/// every clone.
+/// The queue client. Cheap to clone: one multiplexed, self-reconnecting connection (to one
+/// Redis or a Redis Cluster, see [`conn`]) shared by every clone.
 #[derive(Clone, Debug)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Arc<KeyLayout>,
     cfg: Arc<QueueConfig>,
     clock: Arc<dyn Clock>,
@@ -325,13 +326,11 @@ impl Queue {
     ) -> Result<Self, QueueError> {
         let keys = KeyLayout::new(&cfg.namespace).map_err(QueueError::Config)?;
         cfg.validate().map_err(QueueError::Config)?;
-        let client = redis::Client::open(redis_url)?;
-        let mgr_cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(Duration::from_millis(cfg.response_timeout_ms)))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, mgr_cfg).await?;
+        let timeouts = ConnTimeouts {
+            response: Duration::from_millis(cfg.response_timeout_ms),
+            connect: Duration::from_secs(2),
+        };
+        let conn = RedisConn::connect(redis_url, timeouts).await?;
         Ok(Self {
             conn,
             keys: Arc::new(keys),
@@ -362,10 +361,12 @@ impl Queue {
         if !self.clock.is_wall_clock() {
             return Ok(self.clock.now_ms());
         }
-        let (secs, micros): (u64, u64) = redis::cmd("TIME")
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(secs * 1000 + micros / 1000)
+        // The node that holds the queue's keys: the clock its scripts run on.
+        Ok(self
+            .conn
+            .clone()
+            .server_time_ms(&self.keys.leases())
+            .await?)
     }
 
     /// The "now" passed to the scripts: 0 (the Redis server's clock) for the wall clock, the
@@ -379,7 +380,7 @@ impl Queue {
     }
 
     /// A connection handle for callers that issue their own commands (locks, admin).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 
