@@ -34,7 +34,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The queue's core suites, run a second time unchanged against the Redis Cluster (the first run
 # of everything used the single Redis; tests/tests/redis_cluster.rs checks the cluster itself).
 CLUSTER_SUITES=(queue_semantics queue_smoke crash_recovery order_lock run_now heartbeat
-  shared_account ratelimit gate wakeups)
+  shared_account ratelimit gate wakeups flows_cycle)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
   REDIS_URL=$(./deploy/redis-cluster.sh url) cargo nextest run -p integration-tests -p workers \

@@ -6,8 +6,8 @@
 //! the keys land (a queue on one slot, locks and limits spread over the primaries), a whole
 //! worker run, and the refusals an operator gets for a wrong URL. The queue's core suites
 //! (`queue_semantics`, `crash_recovery`, `order_lock`, `queue_smoke`, `run_now`, `heartbeat`,
-//! `shared_account`, and the workers' `ratelimit`, `gate` and `wakeups`) run unchanged against
-//! the same cluster in `deploy/test.sh`, with `REDIS_URL` set to its URL.
+//! `shared_account`, and the workers' `ratelimit`, `gate`, `wakeups` and `flows_cycle`) run
+//! unchanged against the same cluster in `deploy/test.sh`, with `REDIS_URL` set to its URL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
