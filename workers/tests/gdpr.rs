@@ -223,7 +223,8 @@ async fn place(pool: &PgPool, s: &Shop, id: &str, buyer: &Contact, fate: Fate) -
                 let reference = format!("MGZ-CELRO-{id}");
                 db::flows::awb_intent(pool, row.id, &reference)
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .expect("a created order takes an AWB intent");
                 assert!(
                     db::flows::awb_created(pool, row.id, &format!("AWB{id}-{}", s.tenant.slug))
                         .await

@@ -75,3 +75,90 @@ async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
             .is_empty()
     );
 }
+
+/// `awb_push` lists the orders to ship, then books each parcel. An order the marketplace
+/// cancels in between must not get a parcel: the AWB intent, written just before the courier
+/// is called, is refused for an order that is no longer `created`.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn an_order_cancelled_after_the_awb_list_gets_no_awb_intent(pool: PgPool) {
+    let t = db::add_tenant(&pool, "awb-cancel", "AWB cancel")
+        .await
+        .unwrap();
+    let c = db::add_connection(
+        &pool,
+        t.id,
+        Erp::Lexoffice,
+        Marketplace::Celro,
+        None,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    for id in ["10", "11"] {
+        let r = row(&pool, t.id, c.id, id).await;
+        assert!(
+            db::fenced_set_order_state(
+                &pool,
+                t.id,
+                "celro",
+                id,
+                OrderState::Created,
+                1,
+                Some("D"),
+                None
+            )
+            .await
+            .unwrap()
+        );
+        db::flows::mark_accepted(&pool, r).await.unwrap();
+    }
+    let listed = db::flows::orders_needing(&pool, c.id, db::flows::Need::Awb, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        2,
+        "both created and accepted orders wait for an AWB"
+    );
+
+    // "11" is cancelled on the marketplace after the list was read.
+    assert!(
+        db::fenced_set_order_state(
+            &pool,
+            t.id,
+            "celro",
+            "11",
+            OrderState::Cancelled,
+            2,
+            None,
+            None
+        )
+        .await
+        .unwrap()
+    );
+    let by_id = |id: &str| listed.iter().find(|r| r.channel_order_id == id).unwrap().id;
+    assert_eq!(
+        db::flows::awb_intent(&pool, by_id("10"), "MGZ-CELRO-10")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("MGZ-CELRO-10")
+    );
+    assert_eq!(
+        db::flows::awb_intent(&pool, by_id("11"), "MGZ-CELRO-11")
+            .await
+            .unwrap(),
+        None,
+        "no parcel for a cancelled order"
+    );
+    let left = db::flows::orders_needing(&pool, c.id, db::flows::Need::Awb, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|r| r.channel_order_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["10"],
+        "the cancelled order is not listed again"
+    );
+}

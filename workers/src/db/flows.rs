@@ -683,17 +683,23 @@ pub async fn invoice_waiting(
 }
 
 /// Writes the AWB intent (the reference) before the courier is called. Returns the reference
-/// stored, which is the one an earlier attempt wrote if there was one.
-pub async fn awb_intent(pool: &PgPool, order_row: i64, reference: &str) -> Result<String, DbError> {
+/// stored, which is the one an earlier attempt wrote if there was one; `None` if the order is no
+/// longer `created` (the marketplace cancelled it after `awb_push` listed it): then no parcel
+/// may be booked.
+pub async fn awb_intent(
+    pool: &PgPool,
+    order_row: i64,
+    reference: &str,
+) -> Result<Option<String>, DbError> {
     check_text("awb reference", reference, 35)?;
     let stored = sqlx::query_scalar!(
         r#"UPDATE orders SET awb_reference = COALESCE(awb_reference, $2),
                   awb_state = 'intent', awb_intent_at = now()
-           WHERE id = $1 RETURNING awb_reference AS "r!""#,
+           WHERE id = $1 AND state = 'created' RETURNING awb_reference AS "r!""#,
         order_row,
         reference,
     )
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
     Ok(stored)
 }

@@ -344,9 +344,14 @@ async fn mint(
             )));
         }
     }
-    let reference = store::awb_intent(&ctx.pool, row.id, reference)
+    let Some(reference) = store::awb_intent(&ctx.pool, row.id, reference)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+    else {
+        // Cancelled since this run listed it: the intent is the last point before the courier.
+        tracing::info!(order = %row.channel_order_id, "awb_push: order cancelled meanwhile; no AWB");
+        return Ok(());
+    };
     let request = shipment_request(ctx, order, doc, &reference)?;
     match courier.create_shipment(&request).await {
         Ok(s) => record_awb(ctx, row, &s.awb).await,
