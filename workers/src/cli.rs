@@ -41,8 +41,8 @@ enum Cmd {
     Migrate,
     /// Run a worker process: leases jobs from Redis and runs them until SIGTERM.
     Worker(WorkerArgs),
-    /// Enqueue the heartbeat at the start of every interval, forever. Safe to run in several
-    /// replicas: each job is enqueued once per interval.
+    /// Enqueue the heartbeat at the start of every interval, forever, and run the retention
+    /// purge. Run two or more replicas: they elect a leader in Postgres and the others stand by.
     Scheduler {
         /// Seconds between heartbeats (default from config: 300).
         #[arg(long)]

@@ -137,8 +137,10 @@ impl QueueConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
+    /// The Redis error's own text says everything; it is not also chained as a source, which
+    /// would print it twice in an error chain (`{:#}`).
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     #[error("invalid queue configuration: {0}")]
     Config(String),
     #[error("unexpected reply from the {script} script: {detail}")]
@@ -152,6 +154,12 @@ pub enum QueueError {
         #[source]
         source: PayloadError,
     },
+}
+
+impl From<redis::RedisError> for QueueError {
+    fn from(e: redis::RedisError) -> Self {
+        QueueError::Redis(e)
+    }
 }
 
 impl QueueError {
