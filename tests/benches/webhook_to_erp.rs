@@ -40,16 +40,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use canonical::{Erp, Marketplace};
-use integration_tests::{delete_matching, delete_namespace, glob_escape, ready_total, redis_url};
+use integration_tests::bench_world::{
+    Cleanup, Fleet, admin_url, cleanup, connect_admin, cpu_now, cpu_shares, create_database,
+    env_f64, env_u64, load_average, wait_idle, with_database,
+};
+use integration_tests::redis_url;
 use queue_schema::{JobKind, JobPayload, JobSpec, Scope, Trigger};
 use rust_decimal::Decimal;
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use workers::config::WorkerConfig;
 use workers::demo::{self, SeedOptions, Seeded};
-use workers::flows::{FlowDeps, flow_handler};
-use workers::queue::backend::BackendOptions;
 use workers::queue::{Queue, QueueConfig};
 use workers::sandbox::{Addrs, Sandbox};
 use workers::vault::Vault;
@@ -73,41 +74,12 @@ const SB_ITEMS: [(&str, &str, i64); 3] = [
     ("MGZ-VASE-03", "Vaza sticla", 7450),
 ];
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|v: &f64| *v > 0.0)
-        .unwrap_or(default)
-}
-
 #[derive(Debug, Clone)]
 struct Settings {
     secs: u64,
     rate: f64,
     copies: usize,
     workers: usize,
-}
-
-/// `url` with its database replaced by `db` (query parameters kept).
-fn with_database(url: &str, db: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = main.find("://").map_or(0, |i| i + 3);
-    let path_at = main[after_scheme..]
-        .find('/')
-        .map_or(main.len(), |i| after_scheme + i);
-    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-    format!("{}/{db}{query}", &main[..path_at])
 }
 
 /// One merchant the orders go to: a Cel.ro connection and its ERP account.
@@ -165,141 +137,6 @@ impl Record {
             *f = Some(e);
         }
     }
-}
-
-/// The product in this process: the sidecars (wake-up URLs, run recorder) and the workers.
-struct Fleet {
-    sidecars: workers::process::Sidecars,
-    cancel: CancellationToken,
-    runs: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    pools: Vec<PgPool>,
-}
-
-impl Fleet {
-    async fn start(
-        settings: &Settings,
-        db_url: &str,
-        qcfg: &QueueConfig,
-        queue: &Queue,
-        vault: &Arc<Vault>,
-    ) -> anyhow::Result<Self> {
-        let wcfg = WorkerConfig::default();
-        let side_pool = workers::db::connect(db_url, wcfg.db_pool).await?;
-        let sidecars = workers::process::Sidecars::start(queue, &side_pool, "127.0.0.1:0").await?;
-        let cancel = CancellationToken::new();
-        let mut runs = Vec::new();
-        let mut pools = vec![side_pool];
-        for i in 0..settings.workers {
-            // As `megzo worker` processes would: each its own Redis connection and pool.
-            let q = Queue::connect(&redis_url(), qcfg.clone()).await?;
-            let pool = workers::db::connect(db_url, wcfg.db_pool).await?;
-            let mut deps = FlowDeps::new(
-                pool.clone(),
-                q.clone(),
-                workers::ratelimit::LimitsConfig::default(),
-                workers::rates::MappingConfig::default(),
-            );
-            deps.vault = Some(vault.clone());
-            let mut opts = BackendOptions::new(format!("bench-w2e-{i}"));
-            opts.concurrency = wcfg.concurrency.max(1);
-            opts.prefetch = wcfg.prefetch;
-            opts.batch = wcfg.batch.max(1);
-            opts.poll_interval = Duration::from_millis(wcfg.poll_interval_ms.max(1));
-            opts.reap_interval = Duration::from_millis(wcfg.reap_interval_ms.max(100));
-            let c = cancel.clone();
-            let w = workers::runtime::start_worker(
-                q,
-                opts,
-                flow_handler(deps),
-                Some(sidecars.reports.clone()),
-                async move { c.cancelled().await },
-                Duration::from_secs(wcfg.grace_secs),
-            );
-            runs.push(tokio::spawn(w.run));
-            pools.push(pool);
-        }
-        Ok(Self {
-            sidecars,
-            cancel,
-            runs,
-            pools,
-        })
-    }
-
-    async fn stop(self) {
-        self.cancel.cancel();
-        for r in self.runs {
-            match tokio::time::timeout(Duration::from_secs(30), r).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => eprintln!("worker stopped with: {e:#}"),
-                Ok(Err(e)) => eprintln!("worker task failed: {e}"),
-                Err(_) => eprintln!("a worker did not stop within 30 s"),
-            }
-        }
-        self.sidecars.stop().await;
-        for p in self.pools {
-            p.close().await;
-        }
-    }
-}
-
-/// Waits until no job is ready, delayed or running (or `within` passed); returns the live count.
-async fn wait_idle(queue: &Queue, within: Duration) -> anyhow::Result<u64> {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = queue.stats().await?;
-        let live = ready_total(&s) + s.delayed + s.running;
-        if live == 0 || Instant::now() > deadline {
-            return Ok(live);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// CPU time of the whole machine (busy, total) and of this process, in clock ticks.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    busy: u64,
-    total: u64,
-    own: u64,
-}
-
-fn cpu_now() -> Cpu {
-    let mut c = Cpu::default();
-    if let Ok(stat) = std::fs::read_to_string("/proc/stat")
-        && let Some(line) = stat.lines().next()
-    {
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        c.total = v.iter().take(8).sum();
-        // idle and iowait
-        c.busy = c.total - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0);
-    }
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
-        && let Some((_, rest)) = stat.rsplit_once(')')
-    {
-        // Fields after the command: state is field 3, utime 14 and stime 15.
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let t = |i: usize| {
-            f.get(i - 3)
-                .and_then(|x| x.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        c.own = t(14) + t(15);
-    }
-    c
-}
-
-/// Machine busy share and this process's share of the machine between two readings.
-fn cpu_shares(a: Cpu, b: Cpu) -> (f64, f64) {
-    let total = b.total.saturating_sub(a.total).max(1) as f64;
-    (
-        b.busy.saturating_sub(a.busy) as f64 / total,
-        b.own.saturating_sub(a.own) as f64 / total,
-    )
 }
 
 /// The `_sum` and `_count` of every histogram series in a Prometheus text page, by series
@@ -442,8 +279,7 @@ async fn main() -> ExitCode {
         workers: env_u64("BENCH_WORKERS", 3).max(1) as usize,
     };
     let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin_url = admin_url();
     let db_name = format!("megzo_bench_{run}");
     let namespace = format!("bench-w2e-{run}");
     eprintln!(
@@ -451,22 +287,15 @@ async fn main() -> ExitCode {
         redis_url()
     );
 
-    let admin = match sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-    {
+    let admin = match connect_admin(&admin_url).await {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("Postgres at DATABASE_URL is not reachable: {e}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
-        .execute(&admin)
-        .await
-    {
-        eprintln!("cannot create the database {db_name}: {e}");
+    if let Err(e) = create_database(&admin, &db_name).await {
+        eprintln!("{e}");
         return ExitCode::FAILURE;
     }
     let qcfg = QueueConfig {
@@ -479,36 +308,11 @@ async fn main() -> ExitCode {
     let result = bench(&settings, &db_url, &qcfg, &winmentor_dir).await;
 
     // Cleanup, whatever happened: the run's database, its Redis keys, the sandbox directory.
-    let mut cleanup = Vec::new();
-    if let Err(e) = sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-    ))
-    .execute(&admin)
-    .await
-    {
-        cleanup.push(format!("database {db_name} not dropped: {e}"));
-    }
+    let Cleanup {
+        removed,
+        problems: cleanup,
+    } = cleanup(&admin, &db_name, &qcfg, &winmentor_dir).await;
     admin.close().await;
-    let mut removed = 0;
-    match Queue::connect(&redis_url(), qcfg.clone()).await {
-        Ok(q) => {
-            match delete_namespace(&q).await {
-                Ok(n) => removed += n,
-                Err(e) => cleanup.push(format!("queue keys not deleted: {e}")),
-            }
-            let pattern = format!("{}:*", glob_escape(&namespace));
-            match delete_matching(&mut q.connection(), &pattern).await {
-                Ok(n) => removed += n,
-                Err(e) => cleanup.push(format!("lock and limiter keys not deleted: {e}")),
-            }
-        }
-        Err(e) => cleanup.push(format!("Redis keys not deleted: {e}")),
-    }
-    if winmentor_dir.exists()
-        && let Err(e) = std::fs::remove_dir_all(&winmentor_dir)
-    {
-        cleanup.push(format!("{} not removed: {e}", winmentor_dir.display()));
-    }
 
     let code = match result {
         Ok(o) => report(&settings, &run, &o),
@@ -598,7 +402,7 @@ async fn bench(
     }
     let seed_secs = seeding.elapsed().as_secs_f64();
 
-    let fleet = Fleet::start(settings, db_url, qcfg, &queue, &vault).await?;
+    let fleet = Fleet::start(settings.workers, "bench-w2e", db_url, qcfg, &queue, &vault).await?;
     let res = measured(settings, &pool, &queue, &sb, &fleet, merchants, seed_secs).await;
     fleet.stop().await;
     let mut o = res?;
@@ -685,12 +489,7 @@ async fn measured(
     let metrics_client = reqwest::Client::new();
     let metrics_before = scrape(&metrics_client, fleet.sidecars.addr).await;
     let cpu_before = cpu_now();
-    let load_before = std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load_before = load_average();
     let stats_before = queue.stats().await?;
     let drive_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -12,6 +12,8 @@ use canonical::{ConnectionId, TenantId};
 use queue_schema::{JobKind, JobPayload, JobSpec, Scope, Trigger};
 use workers::queue::{Clock, Queue, QueueConfig};
 
+pub mod bench_world;
+
 /// The Redis the tests use (`REDIS_URL`, default the local one).
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
