@@ -37,8 +37,11 @@ CLUSTER_SUITES=(queue_semantics queue_smoke crash_recovery order_lock run_now he
   shared_account ratelimit gate wakeups flows_cycle)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
-  REDIS_URL=$(./deploy/redis-cluster.sh url) cargo nextest run -p integration-tests -p workers \
-    --no-fail-fast $(printf -- '--test %s ' "${CLUSTER_SUITES[@]}")
+  # Selected from the workspace build just made (a -p selection would unify features
+  # differently and rebuild the crates).
+  filter=$(printf 'binary(=%s) | ' "${CLUSTER_SUITES[@]}")
+  REDIS_URL=$(./deploy/redis-cluster.sh url) cargo nextest run --workspace --no-fail-fast \
+    -E "${filter% | }"
 else
   cargo test --workspace --no-fail-fast
   REDIS_URL=$(./deploy/redis-cluster.sh url) cargo test -p integration-tests -p workers \
