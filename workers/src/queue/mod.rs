@@ -179,6 +179,12 @@ impl QueueError {
                                 | redis::ServerErrorKind::TryAgain
                                 | redis::ServerErrorKind::ClusterDown
                                 | redis::ServerErrorKind::MasterDown
+                                // A Redis Cluster in a failover: the slot map is moving (the
+                                // client follows redirections, but only so many times), or a
+                                // demoted primary refuses writes until the client sees the new one.
+                                | redis::ServerErrorKind::Moved
+                                | redis::ServerErrorKind::Ask
+                                | redis::ServerErrorKind::ReadOnly
                         )
                     )
             }
@@ -721,4 +727,36 @@ fn parse_num(script: &'static str, s: &str) -> Result<u64, QueueError> {
         script,
         detail: format!("bad number {s:?}: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(kind: redis::ServerErrorKind) -> QueueError {
+        QueueError::Redis(redis::RedisError::from((
+            redis::ErrorKind::Server(kind),
+            "from the server",
+        )))
+    }
+
+    #[test]
+    fn failover_answers_are_transient_and_script_errors_are_not() {
+        use redis::ServerErrorKind as K;
+        for kind in [
+            K::BusyLoading,
+            K::TryAgain,
+            K::ClusterDown,
+            K::MasterDown,
+            K::Moved,
+            K::Ask,
+            K::ReadOnly,
+        ] {
+            assert!(server(kind).is_transient(), "{kind:?}");
+        }
+        for kind in [K::ResponseError, K::CrossSlot, K::NoScript, K::NoPerm] {
+            assert!(!server(kind).is_transient(), "{kind:?}");
+        }
+        assert!(!QueueError::Config("x".into()).is_transient());
+    }
 }
