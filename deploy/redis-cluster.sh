@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local 3-primary Redis Cluster for the tests: three redis-server processes in cluster mode on
-# loopback ports (default 7101-7103), joined with `redis-cli --cluster create`. Idempotent and
+# loopback ports (default 7101-7103), joined with `redis-cli --cluster create`. With
+# MEGZO_CLUSTER_REPLICAS=1 and six ports, each primary gets a replica (for failover tests). Idempotent and
 # safe to call from several processes at once (flock): a cluster already answering with
 # cluster_state:ok is left alone. Installs redis-server with apt-get if it is missing.
 #
@@ -10,7 +11,9 @@
 set -euo pipefail
 
 PORTS=(${MEGZO_CLUSTER_PORTS:-7101 7102 7103})
-DIR=${MEGZO_CLUSTER_DIR:-/tmp/megzo-redis-cluster}
+REPLICAS=${MEGZO_CLUSTER_REPLICAS:-0}
+PRIMARIES=$(( ${#PORTS[@]} / (REPLICAS + 1) ))
+DIR=${MEGZO_CLUSTER_DIR:-/tmp/megzo-redis-cluster-${PORTS[0]}}
 
 url() {
   local seeds=() p
@@ -25,8 +28,13 @@ healthy() {
   local p
   for p in "${PORTS[@]}"; do
     cli "$p" cluster info 2>/dev/null | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
-    [ "$(cli "$p" cluster info | tr -d '\r' | sed -n 's/^cluster_size://p')" = "${#PORTS[@]}" ] || return 1
+    [ "$(cli "$p" cluster info | tr -d '\r' | sed -n 's/^cluster_size://p')" = "$PRIMARIES" ] || return 1
+    # A replica counts once it has synced with its primary.
+    if cli "$p" info replication | tr -d '\r' | grep -qx 'role:slave'; then
+      cli "$p" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
+    fi
   done
+  [ "$(cli "${PORTS[0]}" cluster nodes | grep -c ' slave ')" = "$(( ${#PORTS[@]} - PRIMARIES ))" ]
 }
 
 up() {
@@ -58,7 +66,7 @@ up() {
   done
   local nodes=()
   for p in "${PORTS[@]}"; do nodes+=("127.0.0.1:$p"); done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log" 2>&1 || {
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$DIR/create.log" 2>&1 || {
     cat "$DIR/create.log" >&2
     echo "redis-cli --cluster create failed" >&2
     exit 1

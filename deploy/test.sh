@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 ./deploy/services.sh up
 # A 3-primary Redis Cluster on 127.0.0.1:7101-7103, for the cluster tests (test-only: its data
-# is flushed after the run).
+# is flushed after the run). The failover test starts one with replicas on 7111-7116 itself.
 ./deploy/redis-cluster.sh up >/dev/null
 ./deploy/browser.sh
 ./deploy/lint.sh
@@ -23,7 +23,8 @@ sweep_test_keys() {
     redis-cli -h 127.0.0.1 -p "${REDIS_PORT:-6379}" --scan --pattern "$pattern" \
       | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "${REDIS_PORT:-6379}" unlink >/dev/null || true
   done
-  for port in ${MEGZO_CLUSTER_PORTS:-7101 7102 7103}; do
+  # The test clusters: 3 primaries (7101-7103), and 3 primaries with replicas (7111-7116).
+  for port in 7101 7102 7103 7111 7112 7113 7114 7115 7116; do
     redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1 || true
   done
 }

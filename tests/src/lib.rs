@@ -22,9 +22,22 @@ pub fn redis_url() -> String {
 /// Starts (or finds running) the local 3-primary Redis Cluster of `deploy/redis-cluster.sh` and
 /// returns its `redis+cluster://` URL. The script is idempotent and serialises concurrent callers.
 pub fn redis_cluster_url() -> String {
+    redis_cluster_up(&[])
+}
+
+/// A local cluster of 3 primaries with a replica each on ports 7111-7116, for failover tests.
+pub fn redis_ha_cluster_url() -> String {
+    redis_cluster_up(&[
+        ("MEGZO_CLUSTER_PORTS", "7111 7112 7113 7114 7115 7116"),
+        ("MEGZO_CLUSTER_REPLICAS", "1"),
+    ])
+}
+
+fn redis_cluster_up(env: &[(&str, &str)]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis-cluster.sh");
     let out = std::process::Command::new(script)
         .arg("up")
+        .envs(env.iter().copied())
         .output()
         .expect("deploy/redis-cluster.sh runs");
     assert!(

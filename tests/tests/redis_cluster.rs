@@ -4,7 +4,8 @@
 //!
 //! These tests check what is particular to a cluster: that the client really is on one, where
 //! the keys land (a queue on one slot, locks and limits spread over the primaries), a whole
-//! worker run, and the refusals an operator gets for a wrong URL. The queue's core suites
+//! worker run, the refusals an operator gets for a wrong URL, and a failover of the queue's
+//! primary under running workers (on a second cluster with replicas). The queue's core suites
 //! (`queue_semantics`, `crash_recovery`, `order_lock`, `queue_smoke`, `run_now`, `heartbeat`,
 //! `shared_account`, and the workers' `ratelimit`, `gate`, `wakeups` and `flows_cycle`) run
 //! unchanged against the same cluster in `deploy/test.sh`, with `REDIS_URL` set to its URL.
@@ -15,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use canonical::{ConnectionId, TenantId};
-use integration_tests::{delete_namespace, eventually, job, redis_cluster_url, test_config};
+use integration_tests::{
+    delete_namespace, eventually, job, redis_cluster_url, redis_ha_cluster_url, test_config,
+};
 use queue_schema::JobKind;
 use queue_schema::keys::cluster_slot;
 use workers::lock::OrderLock;
@@ -32,6 +35,15 @@ async fn cluster_queue(cfg: QueueConfig) -> Queue {
 
 /// Slot ranges of each primary, from `CLUSTER SLOTS`: (first, last, "host:port").
 async fn slot_owners(q: &Queue) -> Vec<(u16, u16, String)> {
+    slot_table(q)
+        .await
+        .into_iter()
+        .map(|(a, b, primary, _)| (a, b, primary))
+        .collect()
+}
+
+/// `CLUSTER SLOTS`: (first, last, primary "host:port", replicas "host:port").
+async fn slot_table(q: &Queue) -> Vec<(u16, u16, String, Vec<String>)> {
     let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(&mut q.connection())
@@ -43,10 +55,18 @@ async fn slot_owners(q: &Queue) -> Vec<(u16, u16, String)> {
             // [first, last, [host, port, id, …] of the primary, replicas…]
             let range: Vec<redis::Value> = redis::from_redis_value(range).expect("a slot range");
             let slot = |v: &redis::Value| -> u16 { redis::from_redis_value(v.clone()).unwrap() };
-            let primary: Vec<redis::Value> = redis::from_redis_value(range[2].clone()).unwrap();
-            let host: String = redis::from_redis_value(primary[0].clone()).unwrap();
-            let port: u16 = redis::from_redis_value(primary[1].clone()).unwrap();
-            (slot(&range[0]), slot(&range[1]), format!("{host}:{port}"))
+            let node = |v: &redis::Value| -> String {
+                let node: Vec<redis::Value> = redis::from_redis_value(v.clone()).unwrap();
+                let host: String = redis::from_redis_value(node[0].clone()).unwrap();
+                let port: u16 = redis::from_redis_value(node[1].clone()).unwrap();
+                format!("{host}:{port}")
+            };
+            (
+                slot(&range[0]),
+                slot(&range[1]),
+                node(&range[2]),
+                range[3..].iter().map(node).collect(),
+            )
         })
         .collect()
 }
@@ -267,4 +287,158 @@ async fn a_wrong_redis_url_is_refused_saying_what_to_write() {
     let err = Queue::connect("redis+cluster://127.0.0.1:1", test_config("cluster-url")).await;
     assert!(err.is_err(), "no seed answers");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_of_the_queues_primary_under_running_workers_loses_no_job() {
+    const JOBS: usize = 3_000;
+    let cfg = test_config("cluster-failover");
+    let q = Queue::connect(&redis_ha_cluster_url(), cfg)
+        .await
+        .expect("the local HA Redis Cluster answers (deploy/redis-cluster.sh)");
+    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::new()).collect();
+    let specs: Vec<_> = (0..JOBS)
+        .map(|i| {
+            job(
+                JobKind::StockPush,
+                tenants[i % tenants.len()],
+                ConnectionId::new(),
+            )
+        })
+        .collect();
+    q.enqueue_many(&specs).await.unwrap();
+    let slot = cluster_slot(&q.keys().leases());
+    // The primary of the queue's slot, and a replica of it that is in sync. Asked of the replica
+    // itself: after an earlier run's failover, a node's view of the roles lags until gossip
+    // has spread them.
+    let (old_primary, replica, mut to_replica) = eventually(
+        Duration::from_secs(30),
+        "a synced replica of the queue's primary",
+        || async {
+            let (_, _, primary, replicas) = slot_table(&q)
+                .await
+                .into_iter()
+                .find(|(a, b, _, _)| (*a..=*b).contains(&slot))?;
+            for replica in replicas {
+                let mut c = redis::Client::open(format!("redis://{replica}"))
+                    .ok()?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .ok()?;
+                if role_of(&mut c).await.as_deref()
+                    == Some(&format!("slave of {primary} connected"))
+                {
+                    return Some((primary, replica, c));
+                }
+            }
+            None
+        },
+    )
+    .await;
+
+    let runs = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u32>::new()));
+    let mut stops = Vec::new();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let runs = runs.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        let worker = start_worker(
+            q.clone(),
+            BackendOptions::new(format!("failover-worker-{w}")),
+            handler(move |j: queue_schema::Job| {
+                let runs = runs.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    *runs.lock().unwrap().entry(j.id.to_string()).or_default() += 1;
+                    Ok(())
+                }
+            }),
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        );
+        workers.push(tokio::spawn(worker.run));
+    }
+
+    // Mid-drain, the replica of the primary holding the queue's slot takes over (a manual
+    // failover, as for maintenance of that node).
+    eventually(
+        Duration::from_secs(30),
+        "a third of the jobs run",
+        || async { (runs.lock().unwrap().len() >= JOBS / 3).then_some(()) },
+    )
+    .await;
+    let promoted_at = std::time::Instant::now();
+    // A manual failover that does not complete in time is aborted by Redis; ask again.
+    let mut promoted = false;
+    for _ in 0..3 {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query_async(&mut to_replica)
+            .await
+            .expect("the replica accepts a manual failover");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if role_of(&mut to_replica).await.as_deref() == Some("master") {
+                promoted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if promoted {
+            break;
+        }
+    }
+    assert!(promoted, "{replica} did not take over from {old_primary}");
+    let run_before = runs.lock().unwrap().len();
+    eprintln!(
+        "failover: {old_primary} -> {replica} in {:?}, {run_before} of {JOBS} jobs run before",
+        promoted_at.elapsed(),
+    );
+    assert!(
+        run_before < JOBS,
+        "the failover happened while jobs were still running"
+    );
+
+    let stats = eventually(Duration::from_secs(90), "every job acked", || async {
+        let s = q.stats().await.ok()?;
+        (s.succeeded_total == JOBS as u64 && s.running == 0).then_some(s)
+    })
+    .await;
+    assert_eq!(stats.dead, 0, "no job died in the failover");
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(10), w)
+            .await
+            .expect("a worker stops within its grace")
+            .unwrap()
+            .unwrap();
+    }
+    let runs = std::mem::take(&mut *runs.lock().unwrap());
+    assert_eq!(runs.len(), JOBS, "every job ran");
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    // SCAN over the primaries works through the changed topology.
+    assert!(
+        delete_namespace(&q).await.unwrap() > 0,
+        "the queue's keys are found"
+    );
+}
+
+/// `ROLE` of one node: "master", or "slave of host:port <state>".
+async fn role_of(c: &mut redis::aio::MultiplexedConnection) -> Option<String> {
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(c).await.ok()?;
+    let kind: String = redis::from_redis_value(role.first()?.clone()).ok()?;
+    if kind != "slave" {
+        return Some(kind);
+    }
+    let host: String = redis::from_redis_value(role.get(1)?.clone()).ok()?;
+    let port: u16 = redis::from_redis_value(role.get(2)?.clone()).ok()?;
+    let state: String = redis::from_redis_value(role.get(3)?.clone()).ok()?;
+    Some(format!("slave of {host}:{port} {state}"))
 }

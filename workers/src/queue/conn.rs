@@ -201,16 +201,19 @@ impl RedisConn {
                 }
             }
             Self::Cluster(c) => {
-                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(c).await?;
-                for (host, port) in parse_primaries(&nodes) {
+                // One slot of each primary, routed by slot rather than by address: through a
+                // slot map not yet refreshed after a failover, the SCAN reaches the demoted
+                // node, a replica holding the same keys, instead of failing.
+                let slots = redis::cmd("CLUSTER").arg("SLOTS").query_async(c).await?;
+                for slot in one_slot_per_primary(slots)? {
                     let mut cursor = 0;
                     loop {
-                        let node = SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port,
-                        };
+                        let route = Route::new(slot, SlotAddr::Master);
                         let reply = c
-                            .route_command(scan_cmd(cursor, pattern), RoutingInfo::SingleNode(node))
+                            .route_command(
+                                scan_cmd(cursor, pattern),
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                            )
                             .await?;
                         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
                         out.extend(keys);
@@ -236,26 +239,28 @@ fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
     cmd
 }
 
-/// Primaries (`master` without `fail`) of a `CLUSTER NODES` reply, as (host, port).
-fn parse_primaries(nodes: &str) -> Vec<(String, u16)> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let _id = fields.next()?;
-            let addr = fields.next()?;
-            let flags = fields.next()?;
-            let is_primary = flags.split(',').any(|f| f == "master")
-                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
-            if !is_primary {
-                return None;
-            }
-            // ip:port@cport[,hostname]
-            let hostport = addr.split(['@', ',']).next()?;
-            let (host, port) = hostport.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect()
+/// From a `CLUSTER SLOTS` reply (`[[first, last, [host, port, id, …], replicas…], …]`), the
+/// first slot of each primary's first range: one slot per primary.
+fn one_slot_per_primary(reply: Value) -> RedisResult<Vec<u16>> {
+    let ranges: Vec<Vec<Value>> = redis::from_redis_value(reply)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut slots = Vec::new();
+    for range in ranges {
+        let (Some(first), Some(primary)) = (range.first(), range.get(2)) else {
+            continue;
+        };
+        let first: u16 = redis::from_redis_value(first.clone())?;
+        let node: Vec<Value> = redis::from_redis_value(primary.clone())?;
+        let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
+            continue;
+        };
+        let host: String = redis::from_redis_value(host.clone())?;
+        let port: u16 = redis::from_redis_value(port.clone())?;
+        if seen.insert((host, port)) {
+            slots.push(first);
+        }
+    }
+    Ok(slots)
 }
 
 impl ConnectionLike for RedisConn {
@@ -331,21 +336,27 @@ mod tests {
     }
 
     #[test]
-    fn primaries_are_read_from_cluster_nodes() {
-        let nodes = "\
-07c3 127.0.0.1:30004@31004 slave e7d1 0 1426238317239 4 connected
-67ed 127.0.0.1:30002@31002,redis-2 master - 0 1426238316232 2 connected 5461-10922
-292f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383
-6ec2 127.0.0.1:30005@31005 master,fail - 1426238316232 1426238315226 5 disconnected
-e7d1 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
-";
-        assert_eq!(
-            parse_primaries(nodes),
-            vec![
-                ("127.0.0.1".to_owned(), 30002),
-                ("127.0.0.1".to_owned(), 30003),
-                ("127.0.0.1".to_owned(), 30001)
-            ]
-        );
+    fn one_slot_is_taken_per_primary_from_cluster_slots() {
+        let node = |port: i64| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let range = |a: i64, b: i64, primary: i64, replica: Option<i64>| {
+            let mut v = vec![Value::Int(a), Value::Int(b), node(primary)];
+            v.extend(replica.map(node));
+            Value::Array(v)
+        };
+        // 7001 holds two ranges (after a reshard): it is scanned once.
+        let reply = Value::Array(vec![
+            range(0, 5000, 7001, Some(7004)),
+            range(5001, 10000, 7002, None),
+            range(10001, 16000, 7003, Some(7005)),
+            range(16001, 16383, 7001, Some(7004)),
+        ]);
+        assert_eq!(one_slot_per_primary(reply).unwrap(), vec![0, 5001, 10001]);
+        assert!(one_slot_per_primary(Value::Int(3)).is_err());
     }
 }
