@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::Duration;
 
 use canonical::{ConnectionId, TenantId};
@@ -179,79 +179,99 @@ async fn a_queue_lives_on_one_slot_while_locks_and_limits_spread_over_the_primar
     delete_namespace(&q).await.unwrap();
 }
 
+/// `jobs` stock pushes over 10 tenants, enqueued, then `workers` workers draining them and
+/// counting how often each job ran (after `delay` each).
+struct Drain {
+    runs: Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    workers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+async fn enqueue_backlog(q: &Queue, jobs: usize) {
+    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::new()).collect();
+    let specs: Vec<_> = (0..jobs)
+        .map(|i| job(JobKind::StockPush, tenants[i % 10], ConnectionId::new()))
+        .collect();
+    let res = q.enqueue_many(&specs).await.unwrap();
+    assert!(res.iter().all(|r| r.is_new()));
+}
+
+impl Drain {
+    fn start(q: &Queue, workers: usize, name: &str, delay: Duration) -> Self {
+        let runs = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u32>::new()));
+        let (mut stops, mut handles) = (Vec::new(), Vec::new());
+        for w in 0..workers {
+            let runs = runs.clone();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop_tx);
+            let worker = start_worker(
+                q.clone(),
+                BackendOptions::new(format!("{name}-{w}")),
+                handler(move |j: queue_schema::Job| {
+                    let runs = runs.clone();
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        *runs.lock().unwrap().entry(j.id.to_string()).or_default() += 1;
+                        Ok(())
+                    }
+                }),
+                None,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                Duration::from_secs(5),
+            );
+            handles.push(tokio::spawn(worker.run));
+        }
+        Self {
+            runs,
+            stops,
+            workers: handles,
+        }
+    }
+
+    fn ran(&self) -> usize {
+        self.runs.lock().unwrap().len()
+    }
+
+    /// Waits until every job is acked, stops the workers and checks each job ran exactly once.
+    async fn finish(
+        self,
+        q: &Queue,
+        jobs: usize,
+        within: Duration,
+    ) -> workers::queue::admin::QueueStats {
+        let stats = eventually(within, "every job acked", || async {
+            let s = q.stats().await.ok()?;
+            (s.succeeded_total == jobs as u64 && s.running == 0).then_some(s)
+        })
+        .await;
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for w in self.workers {
+            tokio::time::timeout(Duration::from_secs(10), w)
+                .await
+                .expect("a worker stops within its grace")
+                .unwrap()
+                .unwrap();
+        }
+        let runs = std::mem::take(&mut *self.runs.lock().unwrap());
+        assert_eq!(runs.len(), jobs, "every job ran");
+        let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+        stats
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_drain_a_backlog_on_the_cluster_each_job_once() {
     const JOBS: usize = 600;
     let q = cluster_queue(test_config("cluster-drain")).await;
-    let tenants: Vec<TenantId> = (0..12).map(|_| TenantId::new()).collect();
-    let specs: Vec<_> = (0..JOBS)
-        .map(|i| {
-            job(
-                JobKind::StockPush,
-                tenants[i % tenants.len()],
-                ConnectionId::new(),
-            )
-        })
-        .collect();
-    assert!(
-        q.enqueue_many(&specs)
-            .await
-            .unwrap()
-            .iter()
-            .all(|r| r.is_new())
-    );
-
-    let runs = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u32>::new()));
-    let done = Arc::new(AtomicUsize::new(0));
-    let mut stops = Vec::new();
-    let mut workers = Vec::new();
-    for w in 0..3 {
-        let (runs, done) = (runs.clone(), done.clone());
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop_tx);
-        let worker = start_worker(
-            q.clone(),
-            BackendOptions::new(format!("cluster-worker-{w}")),
-            handler(move |j: queue_schema::Job| {
-                let (runs, done) = (runs.clone(), done.clone());
-                async move {
-                    *runs.lock().unwrap().entry(j.id.to_string()).or_default() += 1;
-                    done.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                }
-            }),
-            None,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_secs(5),
-        );
-        workers.push(tokio::spawn(worker.run));
-    }
-
-    eventually(Duration::from_secs(60), "every job acked", || async {
-        let s = q.stats().await.unwrap();
-        (s.succeeded_total == JOBS as u64 && s.running == 0).then_some(())
-    })
-    .await;
-    for stop in stops {
-        let _ = stop.send(());
-    }
-    for w in workers {
-        tokio::time::timeout(Duration::from_secs(10), w)
-            .await
-            .expect("a worker stops within its grace")
-            .unwrap()
-            .unwrap();
-    }
-    let runs = std::mem::take(&mut *runs.lock().unwrap());
-    assert_eq!(runs.len(), JOBS, "every job ran");
-    assert!(
-        runs.values().all(|&n| n == 1),
-        "no job ran twice: {:?}",
-        runs.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
-    );
-    assert_eq!(done.load(Ordering::SeqCst), JOBS);
+    enqueue_backlog(&q, JOBS).await;
+    let drain = Drain::start(&q, 3, "cluster-worker", Duration::ZERO);
+    let stats = drain.finish(&q, JOBS, Duration::from_secs(60)).await;
+    assert_eq!(stats.dead, 0);
     delete_namespace(&q).await.unwrap();
 }
 
@@ -296,17 +316,7 @@ async fn a_failover_of_the_queues_primary_under_running_workers_loses_no_job() {
     let q = Queue::connect(&redis_ha_cluster_url(), cfg)
         .await
         .expect("the local HA Redis Cluster answers (deploy/redis-cluster.sh)");
-    let tenants: Vec<TenantId> = (0..10).map(|_| TenantId::new()).collect();
-    let specs: Vec<_> = (0..JOBS)
-        .map(|i| {
-            job(
-                JobKind::StockPush,
-                tenants[i % tenants.len()],
-                ConnectionId::new(),
-            )
-        })
-        .collect();
-    q.enqueue_many(&specs).await.unwrap();
+    enqueue_backlog(&q, JOBS).await;
     let slot = cluster_slot(&q.keys().leases());
     // The primary of the queue's slot, and a replica of it that is in sync. Asked of the replica
     // itself: after an earlier run's failover, a node's view of the roles lags until gossip
@@ -336,39 +346,14 @@ async fn a_failover_of_the_queues_primary_under_running_workers_loses_no_job() {
     )
     .await;
 
-    let runs = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u32>::new()));
-    let mut stops = Vec::new();
-    let mut workers = Vec::new();
-    for w in 0..2 {
-        let runs = runs.clone();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop_tx);
-        let worker = start_worker(
-            q.clone(),
-            BackendOptions::new(format!("failover-worker-{w}")),
-            handler(move |j: queue_schema::Job| {
-                let runs = runs.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    *runs.lock().unwrap().entry(j.id.to_string()).or_default() += 1;
-                    Ok(())
-                }
-            }),
-            None,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_secs(5),
-        );
-        workers.push(tokio::spawn(worker.run));
-    }
+    let drain = Drain::start(&q, 2, "failover-worker", Duration::from_millis(2));
 
     // Mid-drain, the replica of the primary holding the queue's slot takes over (a manual
     // failover, as for maintenance of that node).
     eventually(
         Duration::from_secs(30),
         "a third of the jobs run",
-        || async { (runs.lock().unwrap().len() >= JOBS / 3).then_some(()) },
+        || async { (drain.ran() >= JOBS / 3).then_some(()) },
     )
     .await;
     let promoted_at = std::time::Instant::now();
@@ -393,7 +378,7 @@ async fn a_failover_of_the_queues_primary_under_running_workers_loses_no_job() {
         }
     }
     assert!(promoted, "{replica} did not take over from {old_primary}");
-    let run_before = runs.lock().unwrap().len();
+    let run_before = drain.ran();
     eprintln!(
         "failover: {old_primary} -> {replica} in {:?}, {run_before} of {JOBS} jobs run before",
         promoted_at.elapsed(),
@@ -403,26 +388,8 @@ async fn a_failover_of_the_queues_primary_under_running_workers_loses_no_job() {
         "the failover happened while jobs were still running"
     );
 
-    let stats = eventually(Duration::from_secs(90), "every job acked", || async {
-        let s = q.stats().await.ok()?;
-        (s.succeeded_total == JOBS as u64 && s.running == 0).then_some(s)
-    })
-    .await;
+    let stats = drain.finish(&q, JOBS, Duration::from_secs(90)).await;
     assert_eq!(stats.dead, 0, "no job died in the failover");
-    for stop in stops {
-        let _ = stop.send(());
-    }
-    for w in workers {
-        tokio::time::timeout(Duration::from_secs(10), w)
-            .await
-            .expect("a worker stops within its grace")
-            .unwrap()
-            .unwrap();
-    }
-    let runs = std::mem::take(&mut *runs.lock().unwrap());
-    assert_eq!(runs.len(), JOBS, "every job ran");
-    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
     // SCAN over the primaries works through the changed topology.
     assert!(
         delete_namespace(&q).await.unwrap() > 0,
