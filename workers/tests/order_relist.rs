@@ -162,3 +162,84 @@ async fn an_order_cancelled_after_the_awb_list_gets_no_awb_intent(pool: PgPool) 
         "the cancelled order is not listed again"
     );
 }
+
+/// Support's "cancel" of an order in review: `cancelled` and its held units credited back, both
+/// or neither; a second call finds no order in review and changes nothing.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn cancelling_an_order_in_review_gives_its_held_units_back_once(pool: PgPool) {
+    let t = db::add_tenant(&pool, "review-cancel", "Review cancel")
+        .await
+        .unwrap();
+    let c = db::add_connection(
+        &pool,
+        t.id,
+        Erp::Lexoffice,
+        Marketplace::Celro,
+        None,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let sku = canonical::Sku::new("HELD-1").unwrap();
+    db::flows::set_held_stock(&pool, t.id, &sku, 10)
+        .await
+        .unwrap();
+    let order = row(&pool, t.id, c.id, "20").await;
+    let reserved = db::flows::reserve_order(&pool, t.id, order, &[("HELD-1".to_owned(), 3)])
+        .await
+        .unwrap();
+    assert!(matches!(reserved, db::flows::Reservation::Reserved));
+    let held = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT available FROM stock_levels WHERE tenant_id = $1 AND sku = 'HELD-1'",
+        )
+        .bind(t.id.0)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(held().await, 7, "held stock is decremented at once");
+
+    // Not in review yet: nothing happens.
+    assert_eq!(
+        db::review::mark_cancelled(&pool, order, "no")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        db::fenced_set_order_state(
+            &pool,
+            t.id,
+            "celro",
+            "20",
+            OrderState::NeedsReview,
+            1,
+            None,
+            None
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        db::review::mark_cancelled(&pool, order, "the buyer asked")
+            .await
+            .unwrap(),
+        Some(vec!["HELD-1".to_owned()])
+    );
+    assert_eq!(held().await, 10, "the units are back");
+    assert_eq!(
+        db::review::mark_cancelled(&pool, order, "again")
+            .await
+            .unwrap(),
+        None,
+        "a second cancel finds no order in review"
+    );
+    assert_eq!(held().await, 10, "and gives nothing back twice");
+    let state: String = sqlx::query_scalar("SELECT state FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "cancelled");
+}

@@ -472,6 +472,16 @@ pub async fn mark_reflected(pool: &PgPool, order_row: i64) -> Result<Vec<String>
 /// Returns the SKUs concerned (to push again).
 pub async fn release_order(pool: &PgPool, order_row: i64) -> Result<Vec<String>, DbError> {
     let mut tx = pool.begin().await?;
+    let skus = release_order_in(&mut tx, order_row).await?;
+    tx.commit().await?;
+    Ok(skus)
+}
+
+/// As [`release_order`], inside the caller's transaction.
+pub(crate) async fn release_order_in(
+    tx: &mut sqlx::PgConnection,
+    order_row: i64,
+) -> Result<Vec<String>, DbError> {
     let rows = sqlx::query!(
         "DELETE FROM stock_reservations WHERE order_row = $1 RETURNING tenant_id, sku, quantity",
         order_row
@@ -489,7 +499,6 @@ pub async fn release_order(pool: &PgPool, order_row: i64) -> Result<Vec<String>,
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(rows.into_iter().map(|r| r.sku).collect())
 }
 

@@ -115,25 +115,29 @@ pub async fn send_back_to_create(pool: &PgPool, id: i64, note: &str) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-/// The marketplace has the order cancelled: `cancelled` (terminal), its units given back.
-/// Returns the SKUs whose stock changed, or `None` if the order was not in review.
+/// The marketplace has the order cancelled: `cancelled` (terminal), its units given back, in
+/// one transaction (a failure leaves the order in review with its units held, to be done
+/// again). Returns the SKUs whose stock changed, or `None` if the order was not in review.
 pub async fn mark_cancelled(
     pool: &PgPool,
     id: i64,
     note: &str,
 ) -> Result<Option<Vec<String>>, DbError> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query!(
         "UPDATE orders SET state = 'cancelled', review_reason = $2, updated_at = now()
          WHERE id = $1 AND state = 'needs_review'",
         id,
         note,
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    Ok(Some(super::flows::release_order(pool, id).await?))
+    let skus = super::flows::release_order_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(skus))
 }
 
 /// The latest pulled orders of a connection (canonical JSON, personal data included: for
