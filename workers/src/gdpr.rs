@@ -369,6 +369,9 @@ pub struct OrderCounts {
     pub texts_scrubbed: u64,
     /// Return items of those orders whose evidence quoted a contact's values.
     pub return_items_scrubbed: u64,
+    /// Console audit entries about those orders (`order.*` actions: support's notes and
+    /// reasons) that quoted a contact's values.
+    pub audit_entries_scrubbed: u64,
 }
 
 /// Anonymises one order row (see the module docs); returns the personal values it held.
@@ -430,6 +433,29 @@ async fn anonymise_order(
                 .execute(&mut *tx)
                 .await?;
                 counts.return_items_scrubbed += 1;
+            }
+        }
+    }
+    if !needles.is_empty() {
+        // Support's notes about the order (a cancellation reason, a document id) are audited
+        // under the order's row id; the index covers exactly this predicate.
+        let entries = sqlx::query!(
+            "SELECT id, detail FROM audit_log
+             WHERE action LIKE 'order.%' AND target = $1 ORDER BY id",
+            row.id.to_string(),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for mut entry in entries {
+            if scrub_json(&mut entry.detail, &needles) {
+                sqlx::query!(
+                    "UPDATE audit_log SET detail = $2 WHERE id = $1",
+                    entry.id,
+                    entry.detail
+                )
+                .execute(&mut *tx)
+                .await?;
+                counts.audit_entries_scrubbed += 1;
             }
         }
     }
@@ -655,6 +681,7 @@ pub async fn purge_loop(
                     orders = r.orders.orders_anonymised,
                     texts = r.orders.texts_scrubbed,
                     return_items = r.orders.return_items_scrubbed,
+                    audit_entries = r.orders.audit_entries_scrubbed,
                     job_runs = r.job_runs_erased,
                     dead_jobs = r.dead_jobs_erased,
                     flow_status = r.flow_status_erased,
@@ -1207,6 +1234,7 @@ fn print_orders(c: &OrderCounts) {
     println!("  orders anonymised:       {}", c.orders_anonymised);
     println!("  order texts scrubbed:    {}", c.texts_scrubbed);
     println!("  return items scrubbed:   {}", c.return_items_scrubbed);
+    println!("  audit entries scrubbed:  {}", c.audit_entries_scrubbed);
 }
 
 /// Runs a `megzo gdpr` command, printing for a person.

@@ -1056,3 +1056,101 @@ async fn the_purge_loop_purges_and_stops_when_cancelled(pool: PgPool) {
         .expect("the loop stops when cancelled")
         .unwrap();
 }
+
+/// Support's audit entry about an order (action `order.*`, target its row id), as the console
+/// writes it, with a reason that quotes the buyer.
+async fn audit_note(
+    pool: &PgPool,
+    s: &Shop,
+    row: i64,
+    channel_order_id: &str,
+    reason: &str,
+) -> i64 {
+    db::console::insert_audit(
+        pool,
+        &db::console::NewAudit {
+            actor: "sam",
+            role: "support",
+            via: "session",
+            action: "order.cancel",
+            tenant_id: Some(s.tenant.id),
+            target: Some(&row.to_string()),
+            outcome: "done",
+            detail: json!({
+                "resolution": {"action": "cancel", "reason": reason},
+                "channel_order_id": channel_order_id,
+            }),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn audit_detail(pool: &PgPool, id: i64) -> Value {
+    sqlx::query_scalar("SELECT detail FROM audit_log WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn support_notes_about_an_order_lose_the_buyers_values_with_the_order(pool: PgPool) {
+    let a = shop(&pool, "shop-audit").await;
+    let (z, o) = (ziggy(), olga());
+    let z_row = place(&pool, &a, "3001", &z.contact, Fate::Shipped).await;
+    let o_row = place(&pool, &a, "3002", &o.contact, Fate::Shipped).await;
+    let z_note = audit_note(
+        &pool,
+        &a,
+        z_row,
+        "3001",
+        "Ziggy Personaldata (ziggy.pd@example.test) called: cancel",
+    )
+    .await;
+    let o_note = audit_note(&pool, &a, o_row, "3002", "Olga Otherbuyer called").await;
+    let o_before = audit_detail(&pool, o_note).await;
+
+    // The subject's erasure cleans the note about the subject's order, and only that one.
+    let r = erase_tenant(&pool, a.tenant.id, Some("ziggy.pd@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.orders.audit_entries_scrubbed, 1, "{r:?}");
+    let z_after = audit_detail(&pool, z_note).await;
+    assert_gone(&z_after.to_string(), &z, "the note about Ziggy's order");
+    assert_eq!(
+        z_after["channel_order_id"], "3001",
+        "the business record stays"
+    );
+    assert!(
+        z_after["resolution"]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("called: cancel"),
+        "the rest of the note stays: {z_after}"
+    );
+    assert_eq!(
+        audit_detail(&pool, o_note).await,
+        o_before,
+        "another buyer's note"
+    );
+
+    // The retention purge does the same when it anonymises an order past the retention.
+    age(&pool, o_row, 200).await;
+    let r = purge_expired(&pool, Duration::days(90), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(r.orders.audit_entries_scrubbed, 1, "{r:?}");
+    assert_gone(
+        &audit_detail(&pool, o_note).await.to_string(),
+        &o,
+        "the note about Olga's order after the purge",
+    );
+    let again = purge_expired(&pool, Duration::days(90), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.orders.audit_entries_scrubbed, 0,
+        "idempotent: {again:?}"
+    );
+}
