@@ -163,6 +163,12 @@ impl OrderLock {
         *self.lost.borrow()
     }
 
+    /// A handle that turns true when [`lost`](Self::lost) does, for work that holds the lock
+    /// elsewhere (a flow run checks it between orders).
+    pub fn lost_signal(&self) -> watch::Receiver<bool> {
+        self.lost.clone()
+    }
+
     /// Releases the lock if this holder still has it. Returns whether it did.
     pub async fn release(mut self) -> Result<bool, QueueError> {
         if let Some(r) = self.renewer.take() {

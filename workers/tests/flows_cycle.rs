@@ -39,6 +39,7 @@ struct World {
     vault: Arc<workers::vault::Vault>,
     handler: Handler,
     seeded: Vec<Seeded>,
+    queue: Queue,
 }
 
 async fn world(pool: PgPool) -> World {
@@ -60,9 +61,10 @@ async fn world_with(pool: PgPool, options: FlowOptions) -> World {
     let sb = Sandbox::start(&Addrs::any(), false).await.expect("sandbox");
     let vault = demo::demo_vault().expect("vault");
     let seeded = demo::seed(&pool, &vault, &sb).await.expect("seed");
+    let queue = queue().await;
     let deps = FlowDeps {
         pool: pool.clone(),
-        queue: queue().await,
+        queue: queue.clone(),
         vault: Some(vault.clone()),
         limits: Default::default(),
         mapping: Default::default(),
@@ -74,6 +76,7 @@ async fn world_with(pool: PgPool, options: FlowOptions) -> World {
         vault,
         handler: flow_handler(deps),
         seeded,
+        queue,
     }
 }
 
@@ -664,4 +667,91 @@ async fn a_change_of_credentials_or_settings_reaches_the_next_job(pool: PgPool) 
         .await
         .unwrap();
     w.ok(&s, JobKind::OrderPull).await;
+}
+
+/// `awb_push` works order by order under its run lock. If the lock is lost mid-run (the process
+/// stalled past its TTL and another run took it), the run stops before its next order instead
+/// of booking parcels beside the new holder; the next run books the rest, one AWB per order.
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn awb_push_stops_before_its_next_order_when_its_run_lock_is_lost(pool: PgPool) {
+    let w = world_with(
+        pool,
+        FlowOptions {
+            settle_wait: Duration::from_secs(3),
+            settle_poll: Duration::from_millis(50),
+            awb_lookup_grace: Duration::from_millis(10),
+            invoice_recheck: Duration::ZERO,
+            // Renewed every 300 ms: a lost lock is seen within a courier call.
+            lock_ttl: Duration::from_millis(900),
+            ..FlowOptions::default()
+        },
+    )
+    .await;
+    let s = w.pair("smartbill+celro").clone();
+    const ORDERS: usize = 6;
+    let ids: Vec<String> = (0..ORDERS)
+        .map(|_| demo::place_order(&w.sb, &s, &s.skus[0], 1).unwrap())
+        .collect();
+    w.ok(&s, JobKind::OrderPull).await;
+    for id in &ids {
+        let row = order_row(&w, &s, id).await;
+        assert!(
+            row.accepted_at.is_some(),
+            "order {id} waits for its AWB: {row:?}"
+        );
+    }
+
+    // Each courier call takes 400 ms; after the first parcel, another holder takes the lock.
+    let dhl = w.sb.dhl.harness();
+    dhl.set_faults(connectors::fake::Faults {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let key = w.queue.keys().lock(
+        &s.tenant.id.to_string(),
+        &format!("run:awb_push:{}", s.conn.id),
+    );
+    let intruder = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while w.sb.dhl.shipments().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no parcel booked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("another-run")
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut w.queue.connection())
+            .await
+            .unwrap();
+    };
+    let (result, ()) = tokio::join!(w.run(&s, JobKind::AwbPush, Scope::All), intruder);
+    let err = result.expect_err("the run stops when its lock is lost");
+    assert!(err.to_string().contains("run lock was lost"), "{err}");
+    let booked = w.sb.dhl.shipments().len();
+    assert!(
+        (1..ORDERS).contains(&booked),
+        "stopped before the last orders: {booked} of {ORDERS} booked"
+    );
+
+    // The other run ends; the next one books the rest.
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut w.queue.connection())
+        .await
+        .unwrap();
+    dhl.set_faults(connectors::fake::Faults::default());
+    w.ok(&s, JobKind::AwbPush).await;
+    for id in &ids {
+        let row = order_row(&w, &s, id).await;
+        let parcels =
+            w.sb.dhl
+                .shipments()
+                .into_iter()
+                .filter(|sh| sh.reference.is_some() && sh.reference == row.awb_reference)
+                .count();
+        assert_eq!(parcels, 1, "order {id}: one AWB ({row:?})");
+        assert!(row.awb.is_some(), "order {id}: {row:?}");
+    }
 }

@@ -65,6 +65,12 @@ pub(crate) async fn invoices(ctx: &Ctx) -> Result<(), JobError> {
     let market_cannot = ctx.market.capabilities().why_not(Flow::InvoiceAttach);
     let mut failures = Vec::new();
     for row in rows {
+        if ctx.run_lock_lost() {
+            return Err(JobError::retryable(
+                "invoice_attach: the run lock was lost (expired or taken by another run); \
+                 stopped before the next order",
+            ));
+        }
         if let Some(why) = erp_cannot {
             store::set_invoice(&ctx.pool, row.id, "unsupported", None, Some(why))
                 .await
@@ -274,6 +280,12 @@ pub(crate) async fn awbs(ctx: &Ctx) -> Result<(), JobError> {
     // to the next run, instead of running into the job's timeout.
     let started = std::time::Instant::now();
     for row in rows {
+        if ctx.run_lock_lost() {
+            return Err(JobError::retryable(
+                "awb_push: the run lock was lost (expired or taken by another run); stopped \
+                 before the next order",
+            ));
+        }
         if started.elapsed() > ctx.options.run_budget {
             tracing::info!("awb_push: run budget spent; the next run goes on");
             break;

@@ -178,9 +178,18 @@ pub(crate) struct Ctx {
     pub channel: &'static str,
     mappings: MappingCache,
     rates: RatesCache,
+    /// Turns true if this run's lock (see `run_flow`) is lost mid-run.
+    run_lock: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Ctx {
+    /// Whether this run's lock was lost (expired while the process stalled, or taken by another
+    /// run): a flow that works order by order stops before its next order, since another run
+    /// may now work on the same rows.
+    pub fn run_lock_lost(&self) -> bool {
+        self.run_lock.as_ref().is_some_and(|lost| *lost.borrow())
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.conn.tenant_id
     }
@@ -329,6 +338,7 @@ async fn context(flows: &Flows, conn: Connection, trigger: Trigger) -> Result<Ct
         courier: clients.courier,
         mappings: flows.mappings.clone(),
         rates: flows.rates.clone(),
+        run_lock: None,
     })
 }
 
@@ -482,7 +492,11 @@ async fn run_flow(flows: &Flows, job: &Job) -> Result<(), JobError> {
             } else {
                 None
             };
-            let ctx = context(flows, conn, job.payload.trigger().clone()).await?;
+            let mut ctx = context(flows, conn, job.payload.trigger().clone()).await?;
+            ctx.run_lock = run_lock
+                .as_ref()
+                .and_then(|l| l.0.as_ref())
+                .map(|l| l.lost_signal());
             let scope = job.payload.scope().clone();
             let result = match job.kind {
                 JobKind::CatalogPush => catalog::run(&ctx).await,
