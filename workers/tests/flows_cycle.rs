@@ -42,19 +42,20 @@ struct World {
     queue: Queue,
 }
 
+/// Flow options for tests: quick settling and lookups.
+fn test_options() -> FlowOptions {
+    FlowOptions {
+        settle_wait: Duration::from_secs(3),
+        settle_poll: Duration::from_millis(50),
+        awb_lookup_grace: Duration::from_millis(10),
+        // Every run asks the ERP about every waiting invoice (the cycle runs in seconds).
+        invoice_recheck: Duration::ZERO,
+        ..FlowOptions::default()
+    }
+}
+
 async fn world(pool: PgPool) -> World {
-    world_with(
-        pool,
-        FlowOptions {
-            settle_wait: Duration::from_secs(3),
-            settle_poll: Duration::from_millis(50),
-            awb_lookup_grace: Duration::from_millis(10),
-            // Every run asks the ERP about every waiting invoice (the cycle runs in seconds).
-            invoice_recheck: Duration::ZERO,
-            ..FlowOptions::default()
-        },
-    )
-    .await
+    world_with(pool, test_options()).await
 }
 
 async fn world_with(pool: PgPool, options: FlowOptions) -> World {
@@ -677,13 +678,9 @@ async fn awb_push_stops_before_its_next_order_when_its_run_lock_is_lost(pool: Pg
     let w = world_with(
         pool,
         FlowOptions {
-            settle_wait: Duration::from_secs(3),
-            settle_poll: Duration::from_millis(50),
-            awb_lookup_grace: Duration::from_millis(10),
-            invoice_recheck: Duration::ZERO,
             // Renewed every 300 ms: a lost lock is seen within a courier call.
             lock_ttl: Duration::from_millis(900),
-            ..FlowOptions::default()
+            ..test_options()
         },
     )
     .await;

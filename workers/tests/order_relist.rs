@@ -16,11 +16,11 @@ async fn row(pool: &PgPool, t: canonical::TenantId, c: canonical::ConnectionId, 
     r.id
 }
 
-#[sqlx::test(migrator = "db::MIGRATOR")]
-async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
-    let t = db::add_tenant(&pool, "relist", "Relist").await.unwrap();
+/// A tenant with one lexoffice ⇄ Cel.ro connection.
+async fn shop(pool: &PgPool, slug: &str) -> (db::Tenant, db::Connection) {
+    let t = db::add_tenant(pool, slug, slug).await.unwrap();
     let c = db::add_connection(
-        &pool,
+        pool,
         t.id,
         Erp::Lexoffice,
         Marketplace::Celro,
@@ -29,6 +29,12 @@ async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
     )
     .await
     .unwrap();
+    (t, c)
+}
+
+#[sqlx::test(migrator = "db::MIGRATOR")]
+async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
+    let (t, c) = shop(&pool, "relist").await;
     let set = |id: &'static str, state: OrderState, doc: Option<&'static str>| {
         let pool = pool.clone();
         async move {
@@ -81,19 +87,7 @@ async fn only_orders_that_need_nothing_more_count_as_settled(pool: PgPool) {
 /// is called, is refused for an order that is no longer `created`.
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn an_order_cancelled_after_the_awb_list_gets_no_awb_intent(pool: PgPool) {
-    let t = db::add_tenant(&pool, "awb-cancel", "AWB cancel")
-        .await
-        .unwrap();
-    let c = db::add_connection(
-        &pool,
-        t.id,
-        Erp::Lexoffice,
-        Marketplace::Celro,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
+    let (t, c) = shop(&pool, "awb-cancel").await;
     for id in ["10", "11"] {
         let r = row(&pool, t.id, c.id, id).await;
         assert!(
@@ -167,19 +161,7 @@ async fn an_order_cancelled_after_the_awb_list_gets_no_awb_intent(pool: PgPool) 
 /// or neither; a second call finds no order in review and changes nothing.
 #[sqlx::test(migrator = "db::MIGRATOR")]
 async fn cancelling_an_order_in_review_gives_its_held_units_back_once(pool: PgPool) {
-    let t = db::add_tenant(&pool, "review-cancel", "Review cancel")
-        .await
-        .unwrap();
-    let c = db::add_connection(
-        &pool,
-        t.id,
-        Erp::Lexoffice,
-        Marketplace::Celro,
-        None,
-        serde_json::json!({}),
-    )
-    .await
-    .unwrap();
+    let (t, c) = shop(&pool, "review-cancel").await;
     let sku = canonical::Sku::new("HELD-1").unwrap();
     db::flows::set_held_stock(&pool, t.id, &sku, 10)
         .await
