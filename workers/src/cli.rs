@@ -327,37 +327,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (retention, purge_every) = (cfg.gdpr.retention()?, cfg.gdpr.interval()?);
             let role = format!("scheduler:{}", cfg.queue.namespace);
             let check = Duration::from_secs(cfg.scheduler.leader_check_secs);
-            let leader_shutdown = cancel.child_token();
-            let elect = crate::leader::run_as_leader(
-                &pool,
-                &role,
-                check,
-                leader_shutdown.clone(),
-                |leading| {
-                    let (queue, pool) = (queue.clone(), pool.clone());
-                    async move {
-                        let purge = tokio::spawn(crate::gdpr::purge_loop(
-                            pool.clone(),
-                            retention,
-                            purge_every,
-                            leading.clone(),
-                        ));
-                        heartbeat::run_scheduler(queue, pool, interval, leading.cancelled_owned())
-                            .await;
-                        let _ = purge.await;
-                    }
-                },
-            );
-            tokio::pin!(elect);
-            tokio::select! {
-                _ = &mut elect => {}
-                _ = shutdown_signal() => {
-                    // Step down: stop the work, unlock, so a standby takes over at once.
-                    leader_shutdown.cancel();
-                    elect.await;
+            // On SIGTERM the leader steps down (its work stops, it unlocks), so a standby takes
+            // over at once; the probes stop with it.
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            crate::leader::run_as_leader(&pool, &role, check, cancel.clone(), |leading| {
+                let (queue, pool) = (queue.clone(), pool.clone());
+                async move {
+                    let purge = tokio::spawn(crate::gdpr::purge_loop(
+                        pool.clone(),
+                        retention,
+                        purge_every,
+                        leading.clone(),
+                    ));
+                    heartbeat::run_scheduler(queue, pool, interval, leading.cancelled_owned())
+                        .await;
+                    let _ = purge.await;
                 }
-            }
-            cancel.cancel();
+            })
+            .await;
+            // run_as_leader returns only once `cancel` is (SIGTERM): the probes have stopped.
             Ok(())
         }
         Cmd::Enqueue(EnqueueCmd::Heartbeat { interval_secs }) => {

@@ -48,14 +48,17 @@ pub async fn run_as_leader<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let key = lock_key(role);
-    metrics::gauge!("megzo_leader", "role" => role.to_owned()).set(0.0);
+    let leading = |on: bool| {
+        metrics::gauge!("megzo_leader", "role" => role.to_owned()).set(if on { 1.0 } else { 0.0 });
+    };
+    leading(false);
     while !shutdown.is_cancelled() {
         match try_lead(pool, key).await {
             Ok(Some(conn)) => {
                 tracing::info!(role, "leading");
-                metrics::gauge!("megzo_leader", "role" => role.to_owned()).set(1.0);
+                leading(true);
                 let lost = lead(conn, key, check, &shutdown, &mut work).await;
-                metrics::gauge!("megzo_leader", "role" => role.to_owned()).set(0.0);
+                leading(false);
                 match lost {
                     Some(reason) => tracing::warn!(role, %reason, "stopped leading"),
                     None => {

@@ -164,65 +164,54 @@ impl RedisConn {
         matches!(self, Self::Cluster(_))
     }
 
+    /// Sends `cmd` to the primary that owns `slot`: the only node of a single Redis.
+    async fn on_primary_of(&mut self, slot: u16, cmd: Cmd) -> RedisResult<Value> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => {
+                let route = Route::new(slot, SlotAddr::Master);
+                c.route_command(
+                    cmd,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                )
+                .await
+            }
+        }
+    }
+
     /// The Redis server's clock (ms since the epoch), read on the node that owns `key`: the
     /// clock the scripts touching `key` use.
     pub async fn server_time_ms(&mut self, key: &str) -> RedisResult<u64> {
-        let (secs, micros): (u64, u64) = match self {
-            Self::Single(c) => redis::cmd("TIME").query_async(c).await?,
-            Self::Cluster(c) => {
-                let route = Route::new(cluster_slot(key), SlotAddr::Master);
-                let v = c
-                    .route_command(
-                        redis::cmd("TIME"),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                    )
-                    .await?;
-                redis::from_redis_value(v)?
-            }
-        };
+        let reply = self
+            .on_primary_of(cluster_slot(key), redis::cmd("TIME"))
+            .await?;
+        let (secs, micros): (u64, u64) = redis::from_redis_value(reply)?;
         Ok(secs * 1000 + micros / 1000)
     }
 
     /// Every key matching `pattern`, over every primary of a cluster (`SCAN MATCH`; keys may be
     /// added or removed meanwhile, as `SCAN` allows). For tests and admin tools, not hot paths.
     pub async fn scan_match(&mut self, pattern: &str) -> RedisResult<Vec<String>> {
-        let mut out = Vec::new();
-        match self {
-            Self::Single(c) => {
-                let mut cursor = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) =
-                        scan_cmd(cursor, pattern).query_async(c).await?;
-                    out.extend(keys);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-            }
+        // One slot of each primary, routed by slot rather than by address: through a slot map
+        // not yet refreshed after a failover, the SCAN reaches the demoted node, a replica
+        // holding the same keys, instead of failing.
+        let slots = match self {
+            Self::Single(_) => vec![0],
             Self::Cluster(c) => {
-                // One slot of each primary, routed by slot rather than by address: through a
-                // slot map not yet refreshed after a failover, the SCAN reaches the demoted
-                // node, a replica holding the same keys, instead of failing.
-                let slots = redis::cmd("CLUSTER").arg("SLOTS").query_async(c).await?;
-                for slot in one_slot_per_primary(slots)? {
-                    let mut cursor = 0;
-                    loop {
-                        let route = Route::new(slot, SlotAddr::Master);
-                        let reply = c
-                            .route_command(
-                                scan_cmd(cursor, pattern),
-                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                            )
-                            .await?;
-                        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
-                        out.extend(keys);
-                        if next == 0 {
-                            break;
-                        }
-                        cursor = next;
-                    }
+                one_slot_per_primary(redis::cmd("CLUSTER").arg("SLOTS").query_async(c).await?)?
+            }
+        };
+        let mut out = Vec::new();
+        for slot in slots {
+            let mut cursor = 0;
+            loop {
+                let reply = self.on_primary_of(slot, scan_cmd(cursor, pattern)).await?;
+                let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+                out.extend(keys);
+                if next == 0 {
+                    break;
                 }
+                cursor = next;
             }
         }
         Ok(out)
